@@ -1,0 +1,1 @@
+"""Network definitions, one network per file, state-dict compatible with the released checkpoints."""

@@ -1,0 +1,1 @@
+"""Inference procedures of the pack. Nothing in here imports ComfyUI except ``core/comfy.py``."""
