@@ -35,7 +35,8 @@ class DenseMotionNetwork(nn.Module):
                  num_kp: int = 10, num_channels: int = 3, estimate_occlusion_map: bool = True,
                  scale_factor: float = 0.25, kp_variance: float = 0.01) -> None:
         super().__init__()
-        self.hourglass = Hourglass(block_expansion, (num_kp + 1) * (num_channels + 1), num_blocks, max_features)
+        in_features = (num_kp + 1) * (num_channels + 1)  # per candidate warp: heatmap + warped source
+        self.hourglass = Hourglass(block_expansion, in_features, num_blocks, max_features)
         self.mask = nn.Conv2d(self.hourglass.out_filters, num_kp + 1, kernel_size=(7, 7), padding=(3, 3))
         self.occlusion = (nn.Conv2d(self.hourglass.out_filters, 1, kernel_size=(7, 7), padding=(3, 3))
                           if estimate_occlusion_map else None)

@@ -37,7 +37,7 @@ class OcclusionAwareGenerator(nn.Module):
 
         self.down_blocks = nn.ModuleList(DownBlock2d(width(i), width(i + 1)) for i in range(num_down_blocks))
         self.up_blocks = nn.ModuleList(
-            UpBlock2d(width(num_down_blocks - i), width(num_down_blocks - i - 1)) for i in range(num_down_blocks))
+            UpBlock2d(width(i + 1), width(i)) for i in reversed(range(num_down_blocks)))
         self.bottleneck = nn.Sequential()
         for i in range(num_bottleneck_blocks):
             self.bottleneck.add_module(f"r{i}", ResBlock2d(width(num_down_blocks)))
