@@ -176,7 +176,12 @@ class Graph:
                     for link in self._links:
                         if link[0] == link_id:
                             link[4] = slot
-                    inputs.append({"name": name, "type": input_type(spec), "link": link_id})
+                    entry_in = {"name": name, "type": input_type(spec), "link": link_id}
+                    if is_widget(spec):  # a widget converted to an input keeps its widget slot
+                        entry_in["widget"] = {"name": name}
+                        opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+                        widgets.append(opts.get("default"))
+                    inputs.append(entry_in)
                     links_out.setdefault((out.node.id, out.slot), []).append(link_id)
                 elif is_widget(spec) and name in node.values:
                     widgets.append(node.values[name])
