@@ -35,6 +35,8 @@ FOLDER = "fomm"
 SPECS: dict[str, weights.WeightSpec] = {
     name: weights.WeightSpec(
         filename=f"{name}-cpk.pth.tar", folder=FOLDER, size="~700 MB",
+        # the release mirror the FirstOrderMM seed pack downloads from
+        url=f"https://github.com/graphemecluster/first-order-model-demo/releases/download/checkpoints/{name}-cpk.pth.tar",
         source="https://github.com/AliaksandrSiarohin/first-order-model (README: checkpoints link, "
                f"file {name}-cpk.pth.tar)",
         description=f"First Order Motion Model, VoxCeleb 256x256 ({name}).",
