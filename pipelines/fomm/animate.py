@@ -77,7 +77,8 @@ def animate(model: FommModel, source: torch.Tensor, driving: torch.Tensor,
 
     reference = 0
     if options.find_best_frame:
-        reference = faces.best_frame(landmark_detector, source_sq, driving_sq(0, driving.shape[0]))
+        reference = faces.best_frame(landmark_detector, source_sq, lambda i: driving_sq(i, i + 1)[0],
+                                     driving.shape[0])
 
     gen, kpd = model.generator, model.kp_detector
     with torch.no_grad(), on_device(gen, kpd, device=device) as dev:

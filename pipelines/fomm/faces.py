@@ -5,6 +5,8 @@ Imported lazily: the pack works without it, and only these two features ask for 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -39,17 +41,18 @@ def _normalised(points: np.ndarray) -> np.ndarray:
     return pts / np.sqrt(ConvexHull(pts).volume)
 
 
-def best_frame(detector, source: torch.Tensor, driving: torch.Tensor) -> int:
+def best_frame(detector, source: torch.Tensor, driving: Callable[[int], torch.Tensor], count: int) -> int:
     """Index of the driving frame whose face pose is closest to the source's (upstream demo.py rule:
-    least squared distance of normalised landmarks). Frames without a face are skipped."""
+    least squared distance of normalised landmarks). Frames without a face are skipped.
+    ``driving(i)`` gives frame i as (3, S, S), so long videos are never held at model size at once."""
     src = landmarks(detector, source[0])
     if src is None:
         raise InputError("find_best_frame: no face was found in the source image; crop it to a face "
                          "or switch find_best_frame off.")
     src = _normalised(src)
     best, best_norm = None, float("inf")
-    for i in range(driving.shape[0]):
-        pts = landmarks(detector, driving[i])
+    for i in range(count):
+        pts = landmarks(detector, driving(i))
         if pts is None:
             continue
         norm = float(((src - _normalised(pts)) ** 2).sum())
