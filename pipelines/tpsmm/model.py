@@ -17,8 +17,8 @@ WEIGHTS = {
     "vox.pth.tar": weights.WeightSpec(
         filename="vox.pth.tar",
         folder=FOLDER,
-        size="350 MB",
-        source="https://github.com/yoyo-nb/Thin-Plate-Spline-Motion-Model (README: pre-trained models, vox.pth.tar)",
+        size="about 0.3 GB (estimated from the parameter count)",
+        source="https://github.com/yoyo-nb/Thin-Plate-Spline-Motion-Model (README, pre-trained models)",
         description="TPSMM trained on VoxCeleb at 256x256 (faces)",
     ),
 }
@@ -82,7 +82,8 @@ def load_model(path: str | os.PathLike, image_size: int = 256) -> TPSMMModel:
     ckpt = weights.load_state_dict(path)
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
         raise WeightsMismatchError(
-            f"'{os.path.basename(path)}' is not a TPSMM checkpoint: it needs the entries {', '.join(REQUIRED)}."
+            f"'{os.path.basename(path)}' is not a TPSMM checkpoint: it needs the entries "
+            f"{', '.join(REQUIRED)}."
         )
     cfg = config_from_state_dicts(ckpt, image_size)
     nets = build_networks(cfg)
