@@ -95,16 +95,17 @@ def test_nodes_run_as_comfyui_does(weights_dir, mode):
     # outside the centre square the source is kept, inside it is replaced by the animation
     assert torch.allclose(out[:, :, :10], source[:, :, :10].expand(3, -1, -1, -1))
     assert not torch.allclose(out[:, :, 16:64], source[:, :, 16:64].expand(3, -1, -1, -1), atol=1e-3)
-    (square,) = _call(
-        "MotionSuite_TPSMM_Animate",
-        model=model,
-        source_image=source,
-        driving_frames=driving,
-        mode=mode,
-        paste_back=False,
-        fit="pad",
-    )
-    assert square.shape == (3, 64, 64, 3)
+    if mode == "standard":  # the other fit and no paste-back, once
+        (square,) = _call(
+            "MotionSuite_TPSMM_Animate",
+            model=model,
+            source_image=source,
+            driving_frames=driving,
+            mode=mode,
+            paste_back=False,
+            fit="pad",
+        )
+        assert square.shape == (3, 64, 64, 3)
 
 
 def test_batching_does_not_change_frames(weights_dir):
