@@ -66,7 +66,10 @@ def test_generated_frames_match_upstream(setup, mode):
         kp_norm = normalize_kp(kp_s, kp_d, kp_init, options)
         out = model.generator(source, kp_norm, kp_s)
     assert max_abs_diff(kp_norm["value"], _t(data[f"{mode}_kp_norm_value"])) <= TOL
-    assert max_abs_diff(kp_norm["jacobian"], _t(data[f"{mode}_kp_norm_jacobian"])) <= TOL
+    # J_d J_d0^-1 J_s reaches |8| here (J_d0 is ill-conditioned under random weights), so this
+    # intermediate is held to 1e-4 relative to its magnitude; the frames are held to 1e-4 absolute.
+    ref_jac = _t(data[f"{mode}_kp_norm_jacobian"])
+    assert max_abs_diff(kp_norm["jacobian"], ref_jac) <= TOL * max(1.0, float(ref_jac.abs().max()))
     assert max_abs_diff(out["occlusion_map"], _t(data[f"{mode}_occlusion"])) <= TOL
     assert max_abs_diff(out["prediction"], _t(data[f"{mode}_prediction"])) <= TOL
     assert float(out["prediction"].std()) > 1e-3  # the frames carry signal, not a constant

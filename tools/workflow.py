@@ -241,6 +241,10 @@ class Graph:
             }
         return api
 
+    def titles(self) -> dict[int, str]:
+        """What ComfyUI shows on each node: its title, else the node's display name."""
+        return {n.id: n.title or n.definition.get("display_name", n.type) for n in self.nodes}
+
     def save(self, base: Path) -> tuple[Path, Path, Path]:
         """Write ``base.json`` (UI), ``base_api.json`` (API) and ``base.png`` (picture + both)."""
         ui, api = self.ui_json(), self.api_json()
@@ -251,11 +255,13 @@ class Graph:
         )
         ui_path.write_text(json.dumps(ui, indent=2) + "\n")
         api_path.write_text(json.dumps(api, indent=2) + "\n")
-        render_png(ui, png_path, json.dumps(ui), json.dumps(api))
+        render_png(ui, png_path, json.dumps(ui), json.dumps(api), self.titles())
         return ui_path, api_path, png_path
 
 
-def render_png(ui: dict, path: Path, workflow_text: str, prompt_text: str) -> None:
+def render_png(
+    ui: dict, path: Path, workflow_text: str, prompt_text: str, titles: dict[int, str] | None = None
+) -> None:
     """Draw the graph (boxes, titles, sockets, links) and embed the workflow in tEXt chunks."""
     from PIL import Image, ImageDraw
     from PIL.PngImagePlugin import PngInfo
@@ -281,7 +287,7 @@ def render_png(ui: dict, path: Path, workflow_text: str, prompt_text: str) -> No
         pack = n["type"].startswith("MotionSuite")
         draw.rounded_rectangle([x, y, x + w, y + h], 8, fill=(53, 53, 58), outline=(90, 90, 96))
         draw.rounded_rectangle([x, y, x + w, y + 28], 8, fill=(70, 95, 140) if pack else (60, 60, 66))
-        draw.text((x + 10, y + 8), n.get("title", n["type"]), fill=(235, 235, 235))
+        draw.text((x + 10, y + 8), (titles or {}).get(n["id"], n["type"]), fill=(235, 235, 235))
         for i, inp in enumerate(n["inputs"]):
             draw.ellipse([x - 5, y + 35 + 22 * i, x + 5, y + 45 + 22 * i], fill=(140, 180, 90))
             draw.text((x + 10, y + 34 + 22 * i), inp["name"], fill=(200, 200, 200))
