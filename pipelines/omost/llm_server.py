@@ -29,8 +29,9 @@ def system_prompt() -> str:
         "```python\nclass Canvas:\n"
         "    def set_global_description(self, description: str, detailed_descriptions: list[str], tags: str, "
         "HTML_web_color_name: str):\n        pass\n\n"
-        "    def add_local_description(self, location: str, offset: str, area: str, distance_to_viewer: float, "
-        "description: str, detailed_descriptions: list[str], tags: str, atmosphere: str, style: str, "
+        "    def add_local_description(self, location: str, offset: str, area: str, "
+        "distance_to_viewer: float, description: str, detailed_descriptions: list[str], tags: str, "
+        "atmosphere: str, style: str, "
         "quality_meta: str, HTML_web_color_name: str):\n"
         f"        assert location in {listing(LOCATIONS)}\n"
         f"        assert offset in {listing(OFFSETS)}\n"
@@ -77,7 +78,8 @@ class ServerLLM:
     def _open(self, path: str, body: dict | None = None):
         url = self.base_url + path
         data = None if body is None else json.dumps(body).encode("utf-8")
-        req = urllib.request.Request(url, data=data, headers=self._headers(), method="GET" if data is None else "POST")
+        method = "GET" if data is None else "POST"
+        req = urllib.request.Request(url, data=data, headers=self._headers(), method=method)
         try:
             return urllib.request.urlopen(req, timeout=self.timeout)  # noqa: S310 - user-chosen http(s) URL
         except urllib.error.HTTPError as exc:
@@ -85,11 +87,14 @@ class ServerLLM:
             if exc.code in (401, 403):
                 hint = (f"check the key in ${self.api_key_env}" if self.api_key_env
                         else "the server wants an API key: put it in an environment variable and name it")
-                raise LLMServerError(f"LLM server refused the request ({exc.code}) at {url}: {hint}.") from None
+                raise LLMServerError(
+                    f"LLM server refused the request ({exc.code}) at {url}: {hint}."
+                ) from None
             if exc.code == 404:
                 raise LLMServerError(
-                    f"LLM server answered 404 for {url}: check that the base URL points at the OpenAI-compatible "
-                    f"API (usually ending in /v1) and that model {self.model!r} exists there. {detail}"
+                    f"LLM server answered 404 for {url}: check that the base URL points at the "
+                    f"OpenAI-compatible API (usually ending in /v1) and that model {self.model!r} "
+                    f"exists there. {detail}"
                 ) from None
             raise LLMServerError(f"LLM server error {exc.code} at {url}: {detail}") from None
         except TimeoutError:
