@@ -12,6 +12,7 @@ from ..pipelines.core.errors import InputError
 from ..pipelines.omost.canvas import load_canvas_json, parse_text, validate_canvas
 from ..pipelines.omost.chat import chat_canvas, validate_conversation
 from ..pipelines.omost.llm_server import ServerLLM
+from ..pipelines.omost.patch import METHODS, apply_region_attention
 from ..pipelines.omost.regional import mask_conditioning
 from ..pipelines.omost.render import render_layout_image, render_masks
 
@@ -189,12 +190,39 @@ class OmostMaskConditioning:
         return (list(positive or []) + cond, masks)
 
 
+class OmostRegionAttention:
+    """Region-aware cross-attention patched into a UNet (DenseDiffusion as Omost does it, or couple)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "SD1.x, SD2.x or SDXL UNet model; it is cloned, not changed."}),
+            "canvas": (CANVAS, {"tooltip": "An Omost canvas."}),
+            "clip": ("CLIP", {"tooltip": "Text encoder of the same checkpoint."}),
+            "method": (list(METHODS), {"default": "dense_diffusion", "tooltip":
+                       "dense_diffusion: one masked, area-scaled attention over all regions (Omost); "
+                       "attention_couple: each region attended separately, mixed by masks."}),
+        }}
+
+    RETURN_TYPES = ("MODEL", "CONDITIONING")
+    RETURN_NAMES = ("model", "positive")
+    FUNCTION = "apply"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Use the returned positive as the KSampler positive with the returned model."
+
+    def apply(self, model, canvas, clip, method: str):
+        if not hasattr(model, "clone") or not hasattr(model, "set_model_attn2_replace"):
+            raise InputError("model input must be a ComfyUI MODEL (from a checkpoint loader).")
+        return apply_region_attention(model, clip, _canvas_in(canvas), method)
+
+
 NODE_CLASS_MAPPINGS = {
     "MotionSuite_Omost_LLMServer": OmostLLMServer,
     "MotionSuite_Omost_Chat": OmostChat,
     "MotionSuite_Omost_CanvasFromText": OmostCanvasFromText,
     "MotionSuite_Omost_Render": OmostRender,
     "MotionSuite_Omost_MaskConditioning": OmostMaskConditioning,
+    "MotionSuite_Omost_RegionAttention": OmostRegionAttention,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "MotionSuite_Omost_LLMServer": "LLM Server (Omost)",
@@ -202,4 +230,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "MotionSuite_Omost_CanvasFromText": "Canvas from Text (Omost)",
     "MotionSuite_Omost_Render": "Render Canvas (Omost)",
     "MotionSuite_Omost_MaskConditioning": "Mask Conditioning (Omost)",
+    "MotionSuite_Omost_RegionAttention": "Region Attention (Omost)",
 }

@@ -131,3 +131,91 @@ def test_mask_conditioning_node():
         _run(nodes.OmostMaskConditioning, canvas=entries, clip=FakeClip(keys=("t5xxl",)))
     with pytest.raises(ValueError, match="overlap"):
         _run(nodes.OmostMaskConditioning, canvas=entries, clip=FakeClip(), overlap="max")
+
+
+class _Block(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn2 = torch.nn.Identity()
+
+
+class _Spatial(torch.nn.Module):
+    def __init__(self, depth=1):
+        super().__init__()
+        self.transformer_blocks = torch.nn.ModuleList([_Block() for _ in range(depth)])
+
+
+class _TinyUNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.input_blocks = torch.nn.ModuleList([torch.nn.ModuleList([torch.nn.Identity()]),
+                                                 torch.nn.ModuleList([torch.nn.Identity(), _Spatial()])])
+        self.middle_block = torch.nn.ModuleList([torch.nn.Identity(), _Spatial(2)])
+        self.output_blocks = torch.nn.ModuleList([torch.nn.ModuleList([torch.nn.Identity(), _Spatial()])])
+
+
+class FakePatcher:
+    """The parts of ComfyUI's ModelPatcher the region attention uses."""
+
+    def __init__(self, unet=None, options=None):
+        self.model = type("BaseModel", (), {})()
+        self.model.diffusion_model = unet if unet is not None else _TinyUNet()
+        self.model_options = options or {"transformer_options": {}}
+
+    def clone(self):
+        import copy
+        return FakePatcher(self.model.diffusion_model, copy.deepcopy(self.model_options))
+
+    def set_model_attn2_replace(self, patch, block_name, number, transformer_index=None):
+        to = self.model_options["transformer_options"]
+        attn2 = to.setdefault("patches_replace", {}).setdefault("attn2", {})
+        attn2[(block_name, number, transformer_index)] = patch
+
+
+@pytest.mark.parametrize("method", ["dense_diffusion", "attention_couple"])
+def test_region_attention_node(method):
+    from motionsuite.pipelines.omost import attention as at
+
+    entries = CASES[0]["entries"]
+    model = FakePatcher()
+    work, positive = _run(nodes.OmostRegionAttention, model=model, canvas=entries, clip=FakeClip(),
+                          method=method)
+    assert model.model_options == {"transformer_options": {}}  # input untouched
+    patches = work.model_options["transformer_options"]["patches_replace"]["attn2"]
+    assert sorted(patches) == [("input", 1, 0), ("middle", 0, 0), ("middle", 0, 1), ("output", 0, 0)]
+    cond = positive[0][0]
+    patch = patches[("input", 1, 0)]
+    assert cond.shape[1] == sum(patch.token_counts) and cond.shape[1] % 77 == 0
+    heads, c, length = 2, 8, cond.shape[1]
+    q = torch.randn(4, 6 * 8, c)
+    k, v = torch.randn(4, length * 2, c), torch.randn(4, length * 2, c)  # context repeated by ComfyUI
+    opts = {"n_heads": heads, "original_shape": [4, 4, 12, 16], "cond_or_uncond": [1, 0]}
+    out = patch(q, k, v, opts)
+    masks = nodes.render_masks(entries)
+    if method == "dense_diffusion":
+        ref = at.dense_diffusion_attention_naive(q, k[:, :length], v[:, :length], heads, masks,
+                                                 patch.token_counts, (12, 16), [1, 0])
+    else:
+        counts = patch.token_counts
+        splits = list(zip(k[:, :length].split(counts, 1), v[:, :length].split(counts, 1)))
+        ref = at.attention_couple(q, splits, heads, masks, (12, 16), [1, 0])
+        ref[:2] = at._merge(torch.nn.functional.scaled_dot_product_attention(
+            at._heads(q[:2], heads), at._heads(k[:2, :length], heads), at._heads(v[:2, :length], heads)))
+    assert (out - ref).abs().max().item() <= 1e-5
+    with pytest.raises(RuntimeError, match="context tokens"):
+        patch(q, k[:, :length + 1], v[:, :length + 1], opts)
+
+
+def test_region_attention_bad_inputs():
+    entries = CASES[0]["entries"]
+    with pytest.raises(ValueError, match="UNet"):
+        _run(nodes.OmostRegionAttention, model=FakePatcher(unet=torch.nn.Linear(2, 2)), canvas=entries,
+             clip=FakeClip())
+    patched = FakePatcher()
+    patched.set_model_attn2_replace(object(), "input", 1, 0)
+    with pytest.raises(ValueError, match="already replaced"):
+        _run(nodes.OmostRegionAttention, model=patched, canvas=entries, clip=FakeClip())
+    with pytest.raises(ValueError, match="ComfyUI MODEL"):
+        _run(nodes.OmostRegionAttention, model="x", canvas=entries, clip=FakeClip())
+    with pytest.raises(ValueError, match="method"):
+        _run(nodes.OmostRegionAttention, model=FakePatcher(), canvas=entries, clip=FakeClip(), method="x")
