@@ -12,7 +12,7 @@ from ..pipelines.core.errors import InputError
 from ..pipelines.omost.canvas import load_canvas_json, parse_text, validate_canvas
 from ..pipelines.omost.chat import chat_canvas, validate_conversation
 from ..pipelines.omost.llm_server import ServerLLM
-from ..pipelines.omost.patch import METHODS, apply_region_attention
+from ..pipelines.omost.patch import METHODS, apply_region_attention, encode_canvas
 from ..pipelines.omost.regional import mask_conditioning
 from ..pipelines.omost.render import render_layout_image, render_masks
 
@@ -216,6 +216,27 @@ class OmostRegionAttention:
         return apply_region_attention(model, clip, _canvas_in(canvas), method)
 
 
+class OmostGreedyBagsEncode:
+    """All canvas entries as one regionless prompt (greedy 75-token bags, concatenated)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "canvas": (CANVAS, {"tooltip": "An Omost canvas."}),
+            "clip": ("CLIP", {"tooltip": "Text encoder of the image model (SD1.x/SD2.x/SDXL)."}),
+        }}
+
+    RETURN_TYPES = ("CONDITIONING",)
+    RETURN_NAMES = ("positive",)
+    FUNCTION = "encode"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Omost's text without regions: compare with the regional nodes, or use on any sampler."
+
+    def encode(self, canvas, clip):
+        positive, _ = encode_canvas(clip, _canvas_in(canvas))
+        return (positive,)
+
+
 NODE_CLASS_MAPPINGS = {
     "MotionSuite_Omost_LLMServer": OmostLLMServer,
     "MotionSuite_Omost_Chat": OmostChat,
@@ -223,6 +244,7 @@ NODE_CLASS_MAPPINGS = {
     "MotionSuite_Omost_Render": OmostRender,
     "MotionSuite_Omost_MaskConditioning": OmostMaskConditioning,
     "MotionSuite_Omost_RegionAttention": OmostRegionAttention,
+    "MotionSuite_Omost_GreedyBagsEncode": OmostGreedyBagsEncode,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "MotionSuite_Omost_LLMServer": "LLM Server (Omost)",
@@ -231,4 +253,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "MotionSuite_Omost_Render": "Render Canvas (Omost)",
     "MotionSuite_Omost_MaskConditioning": "Mask Conditioning (Omost)",
     "MotionSuite_Omost_RegionAttention": "Region Attention (Omost)",
+    "MotionSuite_Omost_GreedyBagsEncode": "Greedy Bags Encode (Omost)",
 }

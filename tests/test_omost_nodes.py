@@ -219,3 +219,16 @@ def test_region_attention_bad_inputs():
         _run(nodes.OmostRegionAttention, model="x", canvas=entries, clip=FakeClip())
     with pytest.raises(ValueError, match="method"):
         _run(nodes.OmostRegionAttention, model=FakePatcher(), canvas=entries, clip=FakeClip(), method="x")
+
+
+def test_greedy_bags_encode_node():
+    entries = CASES[0]["entries"]
+    clip = FakeClip()
+    (positive,) = _run(nodes.OmostGreedyBagsEncode, canvas=entries, clip=clip)
+    cond, extra = positive[0]
+    parts = [encode_greedy_bags(clip, e["prefixes"], e["suffixes"])[0] for e in entries]
+    assert torch.equal(cond, torch.cat(parts, dim=1))
+    assert torch.equal(extra["pooled_output"], encode_greedy_bags(clip, entries[0]["prefixes"],
+                                                                  entries[0]["suffixes"])[1])
+    with pytest.raises(ValueError, match="canvas input"):
+        _run(nodes.OmostGreedyBagsEncode, canvas=[], clip=clip)
