@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 
+from ..pipelines.core.device import DTYPE_CHOICES
 from ..pipelines.core.errors import InputError
 from ..pipelines.omost.canvas import load_canvas_json, parse_text, validate_canvas
 from ..pipelines.omost.chat import chat_canvas, validate_conversation
+from ..pipelines.omost.llm_local import LocalLLM, list_models, resolve_model_dir
 from ..pipelines.omost.llm_server import ServerLLM
 from ..pipelines.omost.patch import METHODS, apply_region_attention, encode_canvas
 from ..pipelines.omost.regional import mask_conditioning
@@ -57,6 +59,33 @@ class OmostLLMServer:
 
     def connect(self, base_url: str, model: str, api_key_env: str, timeout: float):
         return (ServerLLM(base_url, model=model.strip(), api_key_env=api_key_env.strip(), timeout=timeout),)
+
+
+class OmostLLMLoader:
+    """A local transformers LLM from models/LLM (downloaded there on first use for the Omost models)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        models = list_models()
+        return {"required": {
+            "model": (models, {"default": models[0], "tooltip":
+                      "Folder name under models/LLM; the lllyasviel/omost-* models download on first use. "
+                      "*-4bits/*-8bits need bitsandbytes and a CUDA GPU."}),
+            "dtype": (list(DTYPE_CHOICES), {"default": "auto", "tooltip":
+                      "Precision of full-precision models (auto = fp16 on GPU, fp32 on CPU)."}),
+            "keep_loaded": ("BOOLEAN", {"default": False, "tooltip":
+                            "Keep the LLM on the GPU after a chat: faster next chat, less VRAM for images."}),
+        }}
+
+    RETURN_TYPES = (LLM,)
+    RETURN_NAMES = ("llm",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+
+    def load(self, model: str, dtype: str, keep_loaded: bool):
+        if dtype not in DTYPE_CHOICES:
+            raise InputError(f"dtype must be one of {DTYPE_CHOICES}, got {dtype!r}.")
+        return (LocalLLM(resolve_model_dir(model), dtype=dtype, keep_loaded=keep_loaded),)
 
 
 class OmostChat:
@@ -238,6 +267,7 @@ class OmostGreedyBagsEncode:
 
 
 NODE_CLASS_MAPPINGS = {
+    "MotionSuite_Omost_LLMLoader": OmostLLMLoader,
     "MotionSuite_Omost_LLMServer": OmostLLMServer,
     "MotionSuite_Omost_Chat": OmostChat,
     "MotionSuite_Omost_CanvasFromText": OmostCanvasFromText,
@@ -247,6 +277,7 @@ NODE_CLASS_MAPPINGS = {
     "MotionSuite_Omost_GreedyBagsEncode": OmostGreedyBagsEncode,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
+    "MotionSuite_Omost_LLMLoader": "LLM Loader (Omost)",
     "MotionSuite_Omost_LLMServer": "LLM Server (Omost)",
     "MotionSuite_Omost_Chat": "Chat (Omost)",
     "MotionSuite_Omost_CanvasFromText": "Canvas from Text (Omost)",
