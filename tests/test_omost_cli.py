@@ -22,6 +22,7 @@ def test_cli_from_file(tmp_path: Path):
     assert cli.main(["omost", "--canvas", str(out), "--output", str(tmp_path / "again.json")]) == 0
     assert json.loads((tmp_path / "again.json").read_text()) == CASE["entries"]
     assert cli.main(["omost", "--prompt", "x", "--output", str(out)]) == 2  # no --llm
+    assert cli.main(["omost", "--prompt", "x", "--llm", str(tmp_path), "--output", str(out)]) == 2
 
 
 def test_cli_with_server(server, tmp_path: Path):  # noqa: F811

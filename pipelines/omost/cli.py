@@ -2,6 +2,7 @@
 
     python cli.py omost --prompt "a dragon fighting warriors" --llm http://127.0.0.1:8080/v1 \
         --output canvas.json --render layout.png
+    python cli.py omost --prompt "a cat" --llm models/LLM/omost-llama-3-8b --output canvas.json
     python cli.py omost --canvas reply.txt --output canvas.json     (reply/code/JSON from a file)
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 from ..core.errors import InputError
 from .canvas import canvas_to_json, load_canvas_json, parse_text
 from .chat import chat_canvas
+from .llm_local import LocalLLM
 from .llm_server import ServerLLM
 from .render import render_layout
 
@@ -28,7 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", help="what to draw (sent to the LLM given by --llm)")
     src.add_argument("--canvas", type=Path, help="file with a canvas JSON, an LLM reply or canvas code")
-    parser.add_argument("--llm", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:11434/v1")
+    parser.add_argument("--llm", help="OpenAI-compatible server URL (http://127.0.0.1:11434/v1) or a local "
+                        "transformers model folder")
+    parser.add_argument("--dtype", default="auto", help="precision of a local model: auto, fp32, fp16, bf16")
     parser.add_argument("--model", default="", help="model name on the server (default: its first model)")
     parser.add_argument("--api-key-env", default="", help="NAME of the environment variable with the API key")
     parser.add_argument("--seed", type=int, default=0)
@@ -46,7 +50,12 @@ def run(args: argparse.Namespace) -> None:
     if args.prompt is not None:
         if not args.llm:
             raise InputError("--prompt needs --llm URL (an OpenAI-compatible chat server).")
-        llm = ServerLLM(args.llm, model=args.model, api_key_env=args.api_key_env, timeout=args.timeout)
+        if args.llm.startswith(("http://", "https://")):
+            llm = ServerLLM(args.llm, model=args.model, api_key_env=args.api_key_env, timeout=args.timeout)
+        elif Path(args.llm, "config.json").is_file():
+            llm = LocalLLM(Path(args.llm), dtype=args.dtype)
+        else:
+            raise InputError(f"--llm {args.llm!r} is neither an http(s) URL nor a model folder.")
         _, parsed = chat_canvas(llm, args.prompt, temperature=args.temperature, top_p=args.top_p,
                                 max_new_tokens=args.max_new_tokens, seed=args.seed, retries=args.retries,
                                 on_token=lambda t: (sys.stderr.write(t), sys.stderr.flush()))
