@@ -194,3 +194,30 @@ def test_progress_checks_interrupt():
         bar.update(preview=torch.rand(1, 8, 8, 3))
     bar.update()
     assert bar.value == 2  # the interrupted update did not count
+
+
+def test_url_download_from_local_server(tmp_path):
+    """A WeightSpec with a plain URL downloads completely (served here from 127.0.0.1)."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "srv"
+    served.mkdir()
+    (served / "w.pth").write_bytes(b"0123456789" * 1000)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        spec = weights.WeightSpec("w.pth", "ms_url", url=f"http://127.0.0.1:{port}/w.pth")
+        got = weights.download(spec, tmp_path / "dl")
+        assert got.read_bytes() == (served / "w.pth").read_bytes()
+        bad = weights.WeightSpec("x.pth", "ms_url", url=f"http://127.0.0.1:{port}/missing.pth")
+        with pytest.raises(MissingWeightsError, match="404"):
+            weights.download(bad, tmp_path / "dl")
+        assert not (tmp_path / "dl" / "x.pth").exists()
+    finally:
+        server.shutdown()

@@ -36,6 +36,7 @@ class WeightSpec:
     folder: str
     repo_id: str = ""
     repo_path: str = ""
+    url: str = ""
     size: str = ""
     source: str = ""
     description: str = ""
@@ -45,7 +46,7 @@ class WeightSpec:
         """Human-readable origin: the Hub repo and path, or the upstream page."""
         if self.repo_id:
             return f"https://huggingface.co/{self.repo_id} (file {self.repo_path or self.filename})"
-        return self.source or "the upstream project"
+        return self.url or self.source or "the upstream project"
 
 
 def register_folder(folder: str) -> None:
@@ -130,18 +131,37 @@ def _missing_message(spec: WeightSpec, reason: str) -> str:
     )
 
 
+def _download_url(spec: WeightSpec, dest: Path) -> Path:
+    """Plain HTTP(S) download to a temporary name, renamed only when complete."""
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    target = dest / spec.filename
+    part = target.with_name(target.name + ".part")
+    dest.mkdir(parents=True, exist_ok=True)
+    with urllib.request.urlopen(spec.url, timeout=60) as response, open(part, "wb") as fh:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=spec.filename, leave=False) as bar:
+            while chunk := response.read(1 << 20):
+                fh.write(chunk)
+                bar.update(len(chunk))
+    part.replace(target)
+    return target
+
+
 def download(spec: WeightSpec, dest_dir: Path | None = None) -> Path:
-    """Download ``spec`` from the Hugging Face Hub into ``dest_dir`` (default: the models folder)."""
-    if not spec.repo_id:
+    """Download ``spec`` (Hugging Face Hub repo, else its URL) into ``dest_dir`` (default: models folder)."""
+    if not spec.repo_id and not spec.url:
         raise MissingWeightsError(_missing_message(spec, "It has no automatic download source."))
     dest = Path(dest_dir or default_download_dir(spec.folder))
+    log.info("MotionSuite: downloading %s from %s into %s", spec.filename, spec.origin, dest)
     try:
+        if not spec.repo_id:
+            return _download_url(spec, dest)
         from huggingface_hub import hf_hub_download
-    except ImportError as exc:
-        raise MissingWeightsError(_missing_message(spec, "huggingface_hub is not installed.")) from exc
-    repo_path = spec.repo_path or spec.filename
-    log.info("MotionSuite: downloading %s from %s into %s", repo_path, spec.repo_id, dest)
-    try:
+
+        repo_path = spec.repo_path or spec.filename
         got = Path(hf_hub_download(repo_id=spec.repo_id, filename=repo_path, local_dir=str(dest)))
     except Exception as exc:  # noqa: BLE001 - offline, 404, auth: all end in one clear message
         raise MissingWeightsError(
