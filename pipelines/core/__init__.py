@@ -1,0 +1,1 @@
+"""Shared runtime of the pack: devices, memory, weights, downloads, progress, images, video."""
