@@ -19,7 +19,12 @@ UNET = {
     "layers_per_block": 1,
     "cross_attention_dim": 32,
     "attention_head_dim": 8,
-    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+    "down_block_types": [
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "DownBlock2D",
+    ],
     "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
 }
 VAE = {
@@ -70,7 +75,6 @@ def write_base_folder(root: Path) -> Path:
 def tiny_model(seed: int = 0):
     """Tiny DisCo with seeded random weights everywhere (zero-init layers included)."""
     from motionsuite.pipelines.disco import loading
-
     from parity_utils import random_state_dict
 
     root_cfg = {"unet": UNET, "vae": VAE, "scheduler": SCHEDULER}
@@ -85,6 +89,16 @@ def tiny_model(seed: int = 0):
 def write_deepspeed_checkpoint(path: Path, state: dict[str, torch.Tensor]) -> Path:
     """Save like DeepSpeed's engine: module dict plus a few bookkeeping entries."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"module": state, "global_steps": 100, "buffer_names": [], "optimizer": None,
-                "dp_world_size": 8, "mp_world_size": 1, "ds_version": "0.6.3"}, path)
+    torch.save(
+        {
+            "module": state,
+            "global_steps": 100,
+            "buffer_names": [],
+            "optimizer": None,
+            "dp_world_size": 8,
+            "mp_world_size": 1,
+            "ds_version": "0.6.3",
+        },
+        path,
+    )
     return path

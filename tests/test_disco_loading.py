@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 from disco_tiny import tiny_model, write_base_folder, write_deepspeed_checkpoint
-
 from motionsuite.pipelines.disco import loading
 
 
@@ -30,7 +29,7 @@ def test_released_layout_has_upstream_names(tiny):
 
 
 def test_deepspeed_checkpoint_loads_strictly(tiny):
-    base, ckpt, model, released = tiny
+    base, ckpt, _, released = tiny
     loaded = loading.load_disco(base, ckpt)
     assert loaded.name == "tiktok_cfg"
     for key, value in loading.released_state_dict(loaded).items():

@@ -22,6 +22,7 @@ import torch
 from transformers import CLIPVisionConfig
 
 from ...models.disco import DiscoModel
+from ..core.errors import WeightsMismatchError
 
 #: checkpoint prefix → DiscoModel attribute
 PREFIXES: dict[str, str] = {
@@ -33,7 +34,12 @@ PREFIXES: dict[str, str] = {
     "vae.": "vae",
 }
 
-_OLD_VAE_ATTENTION = {".query.": ".to_q.", ".key.": ".to_k.", ".value.": ".to_v.", ".proj_attn.": ".to_out.0."}
+_OLD_VAE_ATTENTION = {
+    ".query.": ".to_q.",
+    ".key.": ".to_k.",
+    ".value.": ".to_v.",
+    ".proj_attn.": ".to_out.0.",
+}
 _DROPPED = ("vision_model.embeddings.position_ids",)
 # Parts of Net.state_dict() that inference does not use (text branch of ablations, if present).
 _IGNORED_PREFIXES = ("text_encoder.",)
@@ -60,7 +66,9 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         ) from exc
     sd = raw.get("module", raw) if isinstance(raw, Mapping) else None
     if not isinstance(sd, Mapping) or not any(k.startswith("unet.") for k in sd):
-        raise ValueError(f"{path} does not look like a DisCo checkpoint: no 'module' dict with 'unet.*' keys.")
+        raise ValueError(
+            f"{path} does not look like a DisCo checkpoint: no 'module' dict with 'unet.*' keys."
+        )
     return dict(sd)
 
 
@@ -74,10 +82,10 @@ def split_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torc
     unknown = []
     for key, value in sd.items():
         if key.startswith("controlnet.") and not key.startswith("controlnet.nets."):
-            key = "controlnet.nets.1." + key[len("controlnet."):]
+            key = "controlnet.nets.1." + key[len("controlnet.") :]
         for prefix, name in PREFIXES.items():
             if key.startswith(prefix):
-                sub = key[len(prefix):]
+                sub = key[len(prefix) :]
                 if name == "vae":
                     sub = rename_old_vae_key(sub)
                 if sub not in _DROPPED:
@@ -132,14 +140,16 @@ def load_weights(model: DiscoModel, sd: Mapping[str, torch.Tensor]) -> DiscoMode
     for name, module in model.modules().items():
         part = parts[name]
         if not part:
-            raise ValueError(f"DisCo checkpoint has no weights for {name} (prefix "
-                             f"{[p for p, n in PREFIXES.items() if n == name][0]!r}).")
+            raise ValueError(
+                f"DisCo checkpoint has no weights for {name} (prefix "
+                f"{next(p for p, n in PREFIXES.items() if n == name)!r})."
+            )
         own = module.state_dict()
         missing = sorted(set(own) - set(part))
         unexpected = sorted(set(part) - set(own))
         bad_shape = [k for k in own if k in part and tuple(own[k].shape) != tuple(part[k].shape)]
         if missing or unexpected or bad_shape:
-            raise ValueError(
+            raise WeightsMismatchError(
                 f"DisCo checkpoint does not match the base model configs for {name}: missing {missing[:5]}, "
                 f"unexpected {unexpected[:5]}, shape mismatch {bad_shape[:5]}. Check that the base folder is "
                 "lambdalabs/sd-image-variations-diffusers and the file is a DisCo image checkpoint."
