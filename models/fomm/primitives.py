@@ -1,0 +1,163 @@
+"""Building blocks shared by the FOMM family (FOMM, part swap, MRAA, TPSMM, MRFA, FSRT detector).
+
+Keypoints live in normalised image coordinates in [-1, 1] with the corner-pixel convention
+(x = 2 j / (w - 1) - 1), as in the released FOMM checkpoints. The module and buffer names below
+(``conv``, ``norm``, ``pool``, ``encoder.down_blocks``, ``decoder.up_blocks``, the anti-alias
+``weight`` buffer) are the ones stored in the released state dicts, so they must not change.
+
+BatchNorm: upstream used a synchronised BatchNorm with the same keys as ``nn.BatchNorm2d``; at
+inference (eval mode) both reduce to ``F.batch_norm`` with running statistics, so the stock layer is used.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def make_coordinate_grid(size: tuple[int, int], dtype: torch.dtype = torch.float32,
+                         device: torch.device | str | None = None) -> torch.Tensor:
+    """(h, w, 2) grid of (x, y) in [-1, 1], x varying along the last spatial axis."""
+    h, w = int(size[0]), int(size[1])
+    x = 2 * (torch.arange(w, dtype=dtype, device=device) / (w - 1)) - 1
+    y = 2 * (torch.arange(h, dtype=dtype, device=device) / (h - 1)) - 1
+    return torch.stack([x.view(1, w).expand(h, w), y.view(h, 1).expand(h, w)], dim=-1)
+
+
+def kp2gaussian(kp: torch.Tensor, size: tuple[int, int], variance: float) -> torch.Tensor:
+    """Gaussian blob per keypoint: kp (..., K, 2) -> (..., K, h, w), exp(-|z - kp|^2 / (2 var))."""
+    grid = make_coordinate_grid(size, kp.dtype, kp.device)
+    diff = grid - kp[..., None, None, :]
+    return torch.exp(-0.5 * (diff ** 2).sum(-1) / variance)
+
+
+class AntiAliasInterpolation2d(nn.Module):
+    """Gaussian blur then strided subsampling: band-limited downscaling by ``scale`` (< 1).
+
+    sigma = (1/scale - 1) / 2 and a (2 round(4 sigma) + 1)-tap kernel; the kernel is a buffer
+    named ``weight`` because the released checkpoints store it (as ``down.weight``).
+    """
+
+    def __init__(self, channels: int, scale: float) -> None:
+        super().__init__()
+        sigma = (1 / scale - 1) / 2
+        size = 2 * round(sigma * 4) + 1
+        self.pad_before = size // 2
+        self.pad_after = self.pad_before - 1 if size % 2 == 0 else self.pad_before
+        taps = torch.arange(size, dtype=torch.float32)
+        g = torch.exp(-((taps - (size - 1) / 2) ** 2) / (2 * sigma ** 2))
+        kernel = g[:, None] * g[None, :]
+        kernel = kernel / kernel.sum()
+        self.register_buffer("weight", kernel.expand(channels, 1, size, size).clone())
+        self.groups = channels
+        self.scale = scale
+        self.step = int(1 / scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale == 1.0:
+            return x
+        a, b = self.pad_before, self.pad_after
+        x = F.conv2d(F.pad(x, (a, b, a, b)), self.weight.to(x.dtype), groups=self.groups)
+        return x[:, :, :: self.step, :: self.step]
+
+
+class SameBlock2d(nn.Module):
+    """conv -> BN -> ReLU, resolution kept."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=padding)
+        self.norm = nn.BatchNorm2d(out_features, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.norm(self.conv(x)))
+
+
+class DownBlock2d(SameBlock2d):
+    """conv -> BN -> ReLU -> 2x2 average pool (encoder step)."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1) -> None:
+        super().__init__(in_features, out_features, kernel_size, padding)
+        self.pool = nn.AvgPool2d(kernel_size=(2, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(super().forward(x))
+
+
+class UpBlock2d(SameBlock2d):
+    """nearest x2 upsampling -> conv -> BN -> ReLU (decoder step)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.interpolate(x, scale_factor=2))
+
+
+class ResBlock2d(nn.Module):
+    """Pre-activation residual block: BN -> ReLU -> conv -> BN -> ReLU -> conv, plus the input."""
+
+    def __init__(self, features: int, kernel_size: int = 3, padding: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(features, features, kernel_size, padding=padding)
+        self.conv2 = nn.Conv2d(features, features, kernel_size, padding=padding)
+        self.norm1 = nn.BatchNorm2d(features, affine=True)
+        self.norm2 = nn.BatchNorm2d(features, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(F.relu(self.norm1(x)))
+        out = self.conv2(F.relu(self.norm2(out)))
+        return out + x
+
+
+def _hourglass_width(block_expansion: int, max_features: int, level: int) -> int:
+    return min(max_features, block_expansion * (2 ** level))
+
+
+class HourglassEncoder(nn.Module):
+    """Down blocks; returns every scale (input first) for the decoder's skip connections."""
+
+    def __init__(self, block_expansion: int, in_features: int, num_blocks: int, max_features: int) -> None:
+        super().__init__()
+        blocks = []
+        for i in range(num_blocks):
+            cin = in_features if i == 0 else _hourglass_width(block_expansion, max_features, i)
+            blocks.append(DownBlock2d(cin, _hourglass_width(block_expansion, max_features, i + 1)))
+        self.down_blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = [x]
+        for block in self.down_blocks:
+            feats.append(block(feats[-1]))
+        return feats
+
+
+class HourglassDecoder(nn.Module):
+    """Up blocks, each followed by concatenation with the encoder feature of the same scale."""
+
+    def __init__(self, block_expansion: int, in_features: int, num_blocks: int, max_features: int) -> None:
+        super().__init__()
+        blocks = []
+        for i in reversed(range(num_blocks)):
+            cin = (1 if i == num_blocks - 1 else 2) * _hourglass_width(block_expansion, max_features, i + 1)
+            blocks.append(UpBlock2d(cin, _hourglass_width(block_expansion, max_features, i)))
+        self.up_blocks = nn.ModuleList(blocks)
+        self.out_filters = block_expansion + in_features
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        out = feats[-1]
+        for block, skip in zip(self.up_blocks, reversed(feats[:-1])):
+            out = torch.cat([block(out), skip], dim=1)
+        return out
+
+
+class Hourglass(nn.Module):
+    """U-Net style hourglass; output has ``out_filters = block_expansion + in_features`` channels."""
+
+    def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3,
+                 max_features: int = 256) -> None:
+        super().__init__()
+        self.encoder = HourglassEncoder(block_expansion, in_features, num_blocks, max_features)
+        self.decoder = HourglassDecoder(block_expansion, in_features, num_blocks, max_features)
+        self.out_filters = self.decoder.out_filters
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))

@@ -1,0 +1,1 @@
+"""Developer tools of the pack (not loaded by ComfyUI)."""
