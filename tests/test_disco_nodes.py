@@ -141,3 +141,66 @@ def test_bad_inputs(model, weights_dir):
         )
     with pytest.raises(InputError, match="no frames"):
         run(nodes.DiscoDrawPoses, pose_keypoint=[])
+
+
+def test_cli_writes_frames(weights_dir, tmp_path):
+    import argparse
+
+    import numpy as np
+    from motionsuite.pipelines.disco import cli
+    from PIL import Image
+
+    poses = tmp_path / "poses"
+    poses.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(poses / f"{i:03d}.png")
+    Image.fromarray(rng.integers(0, 255, (80, 72, 3), dtype=np.uint8)).save(tmp_path / "ref.png")
+    mask = np.zeros((80, 72), dtype=np.uint8)
+    mask[10:70, 20:50] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--reference",
+            str(tmp_path / "ref.png"),
+            "--reference-mask",
+            str(tmp_path / "mask.png"),
+            "--poses",
+            str(poses),
+            "--output",
+            str(tmp_path / "out"),
+            "--weights-dir",
+            str(weights_dir),
+            "--checkpoint",
+            "tiktok_cfg/mp_rank_00_model_states.pt",
+            "--steps",
+            "1",
+            "--size",
+            "64",
+            "--precision",
+            "fp32",
+            "--fps",
+            "8",
+        ]
+    )
+    cli.run(args)
+    assert len(list((tmp_path / "out").glob("*.png"))) == 2
+    bad = parser.parse_args(
+        [
+            "--reference",
+            "x.png",
+            "--poses",
+            str(poses),
+            "--output",
+            "o",
+            "--weights-dir",
+            str(weights_dir),
+            "--checkpoint",
+            "missing.pt",
+        ]
+    )
+    with pytest.raises(FileNotFoundError, match="DisCo README"):
+        cli.run(bad)
