@@ -73,3 +73,22 @@ def test_stage1_pretrain_prefix_maps_to_background():
     sd = {"controlnet.conv_in.weight": torch.zeros(1), "unet.conv_in.weight": torch.zeros(1)}
     parts = loading.split_state_dict(sd)
     assert "conv_in.weight" in parts["background_controlnet"]
+
+
+def test_convert_to_safetensors_is_preferred(tiny, tmp_path):
+    import shutil
+
+    base, ckpt, _, released = tiny
+    pt = tmp_path / "moretiktok_nocfg" / "mp_rank_00_model_states.pt"
+    pt.parent.mkdir()
+    shutil.copy(ckpt, pt)
+    converted = loading.convert_to_safetensors(pt)
+    assert converted == pt.with_suffix(".safetensors")
+    assert loading.preferred_checkpoint(pt) == converted
+    sd = loading.read_checkpoint(converted)
+    assert sd["unet.conv_in.weight"].dtype == torch.float16
+    assert sd["clip_image_encoder.vision_model.post_layernorm.weight"].dtype == torch.float32
+    model = loading.load_disco(base, pt)
+    assert model.name == "moretiktok_nocfg"
+    w = model.unet.conv_in.weight
+    torch.testing.assert_close(w, released["unet.conv_in.weight"].half().float())

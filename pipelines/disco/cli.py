@@ -16,7 +16,7 @@ from ..core import video, weights
 from ..core.device import DTYPE_CHOICES, get_offload_device, get_torch_device, resolve_dtype
 from ..core.errors import InputError
 from . import generate, sampling
-from .loading import load_disco
+from .loading import convert_to_safetensors, load_disco
 
 log = logging.getLogger("MotionSuite")
 FOLDER = "disco"
@@ -25,11 +25,17 @@ BASE_FOLDER = "sd-image-variations-diffusers"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reference", required=True, help="image of the person to animate")
+    parser.add_argument(
+        "--convert",
+        default=None,
+        metavar="PT",
+        help="only convert this mp_rank_00_model_states.pt to an fp16 .safetensors beside it",
+    )
+    parser.add_argument("--reference", help="image of the person to animate")
     parser.add_argument(
         "--reference-mask", default=None, help="person mask of the reference (white = person)"
     )
-    parser.add_argument("--poses", required=True, help="pose skeleton video or folder of pose images")
+    parser.add_argument("--poses", help="pose skeleton video or folder of pose images")
     parser.add_argument("--background", default=None, help="background image (default: the reference's)")
     parser.add_argument("--background-mask", default=None, help="person mask of the background image")
     parser.add_argument(
@@ -58,13 +64,20 @@ def _read_mask(path: str | None) -> torch.Tensor | None:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.convert:
+        print(f"wrote {convert_to_safetensors(args.convert)}")
+        return
+    missing = [f"--{n}" for n in ("reference", "poses", "output") if not getattr(args, n)]
+    if missing:
+        raise InputError(f"missing {', '.join(missing)} (needed unless --convert is given).")
     if args.weights_dir:
         weights.add_search_dir(FOLDER, args.weights_dir)
     ckpt = weights.find_file(FOLDER, args.checkpoint)
     base = weights.find_file(FOLDER, args.base_folder)
     if ckpt is None:
         raise FileNotFoundError(
-            f"DisCo checkpoint '{args.checkpoint}' not found in {[str(d) for d in weights.search_dirs(FOLDER)]}. "
+            f"DisCo checkpoint '{args.checkpoint}' not found in "
+            f"{[str(d) for d in weights.search_dirs(FOLDER)]}. "
             "Download it from the DisCo README (github.com/Wangt-CN/DisCo, 'Model Checkpoints')."
         )
     if base is None:

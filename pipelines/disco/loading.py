@@ -108,6 +108,29 @@ def rename_old_vae_key(key: str) -> str:
     return key
 
 
+def preferred_checkpoint(path: str | Path) -> Path:
+    """A converted ``<name>.safetensors`` beside the ``.pt`` is preferred (no pickle, half the size)."""
+    path = Path(path)
+    converted = path.with_suffix(".safetensors")
+    return converted if path.suffix != ".safetensors" and converted.is_file() else path
+
+
+def convert_to_safetensors(src: str | Path, dst: str | Path | None = None, dtype=torch.float16) -> Path:
+    """Save a DeepSpeed checkpoint's ``module`` as safetensors (floats in ``dtype``, CLIP kept fp32)."""
+    from safetensors.torch import save_file
+
+    src = Path(src)
+    dst = Path(dst) if dst else src.with_suffix(".safetensors")
+    sd = read_checkpoint(src)
+    out = {}
+    for key, value in sd.items():
+        if torch.is_floating_point(value) and not key.startswith("clip_image_encoder."):
+            value = value.to(dtype)
+        out[key] = value.contiguous()
+    save_file(out, str(dst), metadata={"source": src.name, "format": "disco-module"})
+    return dst
+
+
 def read_base_configs(base_dir: str | Path) -> dict:
     """Read unet/vae/image_encoder/scheduler configs of the sd-image-variations folder."""
     base_dir = Path(base_dir)
@@ -167,7 +190,7 @@ def load_disco(
     """Build DisCo from base configs and load a released checkpoint; CLIP is kept in fp32."""
     configs = read_base_configs(base_dir)
     model = build_model(configs)
-    load_weights(model, read_checkpoint(checkpoint))
+    load_weights(model, read_checkpoint(preferred_checkpoint(checkpoint)))
     model.name = Path(checkpoint).parent.name or Path(checkpoint).stem
     return model.to(device=device, dtype=dtype)
 
