@@ -20,6 +20,7 @@ import _pack  # noqa: E402
 pkg = _pack.ensure_package()
 config = _pack.import_pack_module("models.tpsmm.config")
 tpsmm = _pack.import_pack_module("pipelines.tpsmm")
+animate_mod = _pack.import_pack_module("pipelines.tpsmm.animate")
 
 
 def main() -> None:
@@ -47,7 +48,7 @@ def main() -> None:
         kp_s = model.kp_detector(src)
         kp_0 = model.kp_detector(drv[:1])
         for i in range(args.frames):  # upstream: every frame alone, source encoded every time
-            kp = tpsmm.animate.relative_keypoints(kp_s, model.kp_detector(drv[i : i + 1]), kp_0)
+            kp = animate_mod.relative_keypoints(kp_s, model.kp_detector(drv[i : i + 1]), kp_0)
             model.inpainting_network(src, model.dense_motion_network(src, kp, kp_s))
         sync()
         loop = time.perf_counter() - t0
