@@ -80,7 +80,8 @@ class MotionSuite_TPSMM_Animate:
                     list(FITS),
                     {
                         "default": "crop",
-                        "tooltip": "How inputs become square: centre crop, pad the whole frame, or stretch.",
+                        "tooltip": "How inputs become square: centre crop, crop around the face "
+                        "(needs face-alignment), pad the whole frame, or stretch.",
                     },
                 ),
                 "paste_back": (
@@ -97,6 +98,14 @@ class MotionSuite_TPSMM_Animate:
                         "min": 0,
                         "max": 100000,
                         "tooltip": "Relative mode: driving frame whose pose matches the source (best frame).",
+                    },
+                ),
+                "find_best_frame": (
+                    "BOOLEAN",
+                    {
+                        "default": False,
+                        "tooltip": "Relative mode: use the driving frame whose face pose is closest to the "
+                        "source as reference (needs face-alignment; overrides reference_frame).",
                     },
                 ),
                 "batch_size": (
@@ -126,12 +135,21 @@ class MotionSuite_TPSMM_Animate:
         fit: str = "crop",
         paste_back: bool = True,
         reference_frame: int = 0,
+        find_best_frame: bool = False,
         batch_size: int = 8,
     ) -> tuple:
         if not hasattr(model, "kp_detector"):
             raise InputError("model must come from the 'Load TPSMM' node (MotionSuite_TPSMM_Loader).")
         frames = animate(
-            model, source_image, driving_frames, mode, fit, paste_back, batch_size, reference_frame
+            model,
+            source_image,
+            driving_frames,
+            mode=mode,
+            fit=fit,
+            paste_back=paste_back,
+            batch_size=batch_size,
+            reference_frame=reference_frame,
+            find_best_frame=find_best_frame,
         )
         return (frames,)
 

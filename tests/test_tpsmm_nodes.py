@@ -186,3 +186,61 @@ def test_cli_writes_frames(weights_dir, tmp_path):
     written = sorted(out_dir.glob("*.png"))
     assert len(written) == 3
     assert Image.open(written[0]).size == (60, 40)
+
+
+class _StubLandmarks:
+    """face-alignment stand-in: a ring of 68 points around the centre, turned by the image's mean
+    brightness (so frames of similar brightness have similar 'pose'); no face on dark images."""
+
+    def get_landmarks(self, image: np.ndarray):
+        mean = float(image.mean()) / 255
+        if mean < 0.05:
+            return None
+        h, w = image.shape[:2]
+        t = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+        r = 0.25 * min(h, w) * (1 + 0.3 * np.cos(3 * t))
+        ang = t + 3 * mean
+        return [np.stack([w / 2 + r * np.cos(ang), h / 2 + r * np.sin(ang)], axis=1)]
+
+
+def _flat(n_means: list[float], h: int, w: int) -> torch.Tensor:
+    base = _images(len(n_means), h, w, seed=9)
+    base = base - base.mean(dim=(1, 2, 3), keepdim=True)  # zero-mean texture
+    return (base * 0.2 + torch.tensor(n_means).view(-1, 1, 1, 1)).clamp(0, 1)
+
+
+def test_find_best_frame_and_face_fit(weights_dir):
+    from motionsuite.pipelines.tpsmm import animate
+
+    model = load_model(weights_dir / "vox.pth.tar", image_size=64)
+    stub = _StubLandmarks()
+    source = _flat([0.5], 64, 96)
+    driving = _flat([0.2, 0.49, 0.8], 64, 64)
+    best = animate(model, source, driving, find_best_frame=True, landmark_detector=stub, batch_size=3)
+    by_index = animate(model, source, driving, reference_frame=1, batch_size=3)
+    first = animate(model, source, driving, reference_frame=0, batch_size=3)
+    assert torch.allclose(best, by_index, atol=1e-6)
+    assert not torch.allclose(best, first, atol=1e-4)
+    face = animate(model, source, driving, fit="face", landmark_detector=stub, batch_size=3)
+    assert face.shape == (3, 64, 96, 3)
+    with pytest.raises(InputError, match="no face"):
+        animate(model, source * 0, driving, find_best_frame=True, landmark_detector=stub)
+
+
+def test_face_options_without_face_alignment(weights_dir):
+    try:
+        import face_alignment  # noqa: F401
+
+        pytest.skip("face-alignment is installed; the missing-package message is not reachable")
+    except ImportError:
+        pass
+    (model,) = _call("MotionSuite_TPSMM_Loader", checkpoint="vox.pth.tar", image_size=64)
+    src, drv = _images(1, 64, 64, 1), _images(2, 64, 64, 2)
+    with pytest.raises(InputError, match="face-alignment"):
+        _call(
+            "MotionSuite_TPSMM_Animate",
+            model=model,
+            source_image=src,
+            driving_frames=drv,
+            find_best_frame=True,
+        )

@@ -14,10 +14,11 @@ from ..core import images
 from ..core.errors import InputError
 from ..core.memory import on_device, run_batched
 from ..core.progress import Progress
+from ..fomm import faces
 from .model import TPSMMModel
 
 MODES = ("relative", "standard", "avd")
-FITS = ("crop", "pad", "stretch")
+FITS = ("crop", "face", "pad", "stretch")
 
 
 def hull_area(kp: torch.Tensor) -> float:
@@ -86,8 +87,14 @@ def animate_tensors(
         return torch.cat(run_batched(render, n, batch_size, on_batch=tick, what="TPSMM animation"))
 
 
-def _box(h: int, w: int, fit: str) -> images.CropBox:
-    return images.square_box(h, w) if fit == "crop" else images.pad_box(h, w)
+def _box(x: torch.Tensor, fit: str, detector, what: str) -> images.CropBox:
+    h, w = x.shape[-2:]
+    if fit == "pad":
+        return images.pad_box(h, w)
+    if fit == "face":
+        center, side = faces.face_center_and_side(detector, x[0], what)
+        return images.square_box(h, w, center=center, side=side)
+    return images.square_box(h, w)
 
 
 def animate(
@@ -99,12 +106,16 @@ def animate(
     paste_back: bool = True,
     batch_size: int = 8,
     reference_frame: int = 0,
+    find_best_frame: bool = False,
+    landmark_detector=None,
 ) -> torch.Tensor:
     """ComfyUI IMAGEs in and out: the source (first image used) animated by every driving frame.
 
-    ``fit`` brings both inputs to the model's square size ("crop": centre square, "pad": whole
-    frame padded, "stretch": squashed as the original pack did). With ``paste_back`` the animated
-    square is pasted back into the full-size source frame (crop/pad only).
+    ``fit`` brings both inputs to the model's square size ("crop": centre square, "face": square
+    around the face, "pad": whole frame padded, "stretch": squashed as the original pack did). With
+    ``paste_back`` the animated square is pasted back into the full-size source frame (not for
+    stretch). ``find_best_frame`` replaces ``reference_frame`` by the driving frame whose face pose
+    is closest to the source's (needs face-alignment, or a ``landmark_detector`` with its API).
     """
     if fit not in FITS:
         raise InputError(f"unknown fit {fit!r}; choose one of {', '.join(FITS)}")
@@ -113,14 +124,18 @@ def animate(
     src = images.to_bchw(source_image, "source_image")[:1]
     drv = images.to_bchw(driving_frames, "driving_frames")
     size = model.config.image_size
+    if (fit == "face" or find_best_frame) and landmark_detector is None:
+        landmark_detector = faces.landmark_detector("cpu")
     if fit == "stretch":
         src_box = None
         src_in = images.resize(src, (size, size))
         drv_in = images.resize(drv, (size, size))
     else:
-        src_box = _box(*src.shape[-2:], fit)
+        src_box = _box(src, fit, landmark_detector, "source image")
         src_in = images.crop_resize(src, src_box, size)
-        drv_in = images.crop_resize(drv, _box(*drv.shape[-2:], fit), size)
+        drv_in = images.crop_resize(drv, _box(drv[:1], fit, landmark_detector, "first driving frame"), size)
+    if find_best_frame:
+        reference_frame = faces.best_frame(landmark_detector, src_in, lambda i: drv_in[i], drv_in.shape[0])
     with Progress(drv.shape[0], "TPSMM") as progress:
         frames = animate_tensors(model, src_in, drv_in, mode, batch_size, reference_frame, progress)
     if paste_back and src_box is not None:

@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reference-frame", type=int, default=0, help="relative mode: driving reference frame"
     )
+    parser.add_argument("--find-best-frame", action="store_true", help="reference = closest face pose")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per forward pass")
     parser.add_argument("--image-size", type=int, default=256, help="square size the model runs at")
     parser.add_argument("--max-frames", type=int, default=None, help="read at most this many driving frames")
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> None:
         paste_back=not args.no_paste_back,
         batch_size=args.batch_size,
         reference_frame=args.reference_frame,
+        find_best_frame=args.find_best_frame,
     )
     out = video.write_frames(frames, args.output, fps=fps)
     print(f"wrote {frames.shape[0]} frames to {out}")
