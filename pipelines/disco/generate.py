@@ -6,7 +6,7 @@ for the work and offloaded after), batching and progress, while ``sampling`` hol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -90,8 +90,8 @@ def generate(
     batch's first frame and can interrupt between steps.
     """
     _check_image(poses, "poses")
-    if settings.guidance <= 0:
-        settings.guidance = sampling.default_guidance(model.name)[0]
+    if settings.guidance <= 0:  # 0 = the authors' value for this checkpoint
+        settings = replace(settings, guidance=sampling.default_guidance(model.name)[0])
     pose_pixels = preprocess.pose_pixels(poses, condition.size)
     steps_total = settings.steps * (
         (pose_pixels.shape[0] + settings.batch_size - 1) // max(1, settings.batch_size)
