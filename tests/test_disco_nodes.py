@@ -204,3 +204,16 @@ def test_cli_writes_frames(weights_dir, tmp_path):
     )
     with pytest.raises(FileNotFoundError, match="DisCo README"):
         cli.run(bad)
+
+
+def test_sampler_interrupt_stops_between_steps(model):
+    from motionsuite.pipelines.core import comfy
+
+    image, mask = _person()
+    (cond,) = run(nodes.DiscoEncoder, model=model, reference=image, reference_mask=mask, size=64)
+    comfy.request_interrupt(True)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run(nodes.DiscoSampler, model=model, condition=cond, poses=torch.rand(2, 64, 64, 3), steps=3)
+    finally:
+        comfy.request_interrupt(False)

@@ -51,3 +51,10 @@ def test_coco_to_openpose_neck_and_drawing_order():
     assert tuple(canvas[30, 30]) != tuple(pose.COLORS[1])
     limb_mid = canvas[30, 25]  # on limb 0 (neck → right shoulder), colour 0 red at 0.6
     assert limb_mid[0] >= 150 and limb_mid[2] == 0
+
+
+def test_latent_preview_shape_and_range():
+    from motionsuite.pipelines.disco import sampling
+
+    preview = sampling.latent_preview(torch.randn(4, 8, 6) * 5)
+    assert preview.shape == (8, 6, 3) and preview.min() >= 0 and preview.max() <= 1

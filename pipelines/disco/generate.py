@@ -6,7 +6,7 @@ for the work and offloaded after), batching and progress, while ``sampling`` hol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -82,11 +82,16 @@ def generate(
     settings: sampling.SamplerSettings,
     keep_loaded: bool = False,
     quiet: bool = False,
+    previews: bool = True,
 ) -> torch.Tensor:
-    """One frame per pose IMAGE (F,H,W,3) → raw latents (F,4,size/8,size/8)."""
+    """One frame per pose IMAGE (F,H,W,3) → raw latents (F,4,size/8,size/8).
+
+    Progress advances per DDIM step (per frame batch); ComfyUI shows a latent preview of the
+    batch's first frame and can interrupt between steps.
+    """
     _check_image(poses, "poses")
-    if settings.guidance <= 0:
-        settings.guidance = sampling.default_guidance(model.name)[0]
+    if settings.guidance <= 0:  # 0 = the authors' value for this checkpoint
+        settings = replace(settings, guidance=sampling.default_guidance(model.name)[0])
     pose_pixels = preprocess.pose_pixels(poses, condition.size)
     steps_total = settings.steps * (
         (pose_pixels.shape[0] + settings.batch_size - 1) // max(1, settings.batch_size)
@@ -95,7 +100,7 @@ def generate(
     with Progress(steps_total, desc="DisCo sampling", quiet=quiet) as progress:
 
         def on_step(done: int, total: int, x0: torch.Tensor) -> None:
-            progress.update(1)
+            progress.update(1, preview=sampling.latent_preview(x0[0]) if previews else None)
 
         with on_device(*nets, device=get_torch_device(), keep_loaded=keep_loaded):
             return sampling.sample(

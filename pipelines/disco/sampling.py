@@ -79,6 +79,24 @@ def decode_latents(model: DiscoModel, latents: torch.Tensor) -> torch.Tensor:
     return (image.float() / 2 + 0.5).clamp(0, 1)
 
 
+# Linear map from SD-1 latents to approximate RGB, for cheap per-step previews (ComfyUI's SD15 factors).
+_LATENT_RGB = torch.tensor(
+    [
+        [0.3512, 0.2297, 0.3227],
+        [0.3250, 0.4974, 0.2350],
+        [-0.2829, 0.1762, 0.2721],
+        [-0.2120, -0.2616, -0.7177],
+    ]
+)
+
+
+def latent_preview(raw_latent: torch.Tensor) -> torch.Tensor:
+    """Rough RGB (h,w,3) in [0,1] of one raw latent (4,h,w) without running the VAE."""
+    scaled = raw_latent.detach().float().cpu() * VAE_SCALING
+    rgb = torch.einsum("chw,cr->hwr", scaled, _LATENT_RGB)
+    return ((rgb + 1) / 2).clamp(0, 1)
+
+
 @dataclass
 class SamplerSettings:
     steps: int = 50
