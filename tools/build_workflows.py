@@ -52,6 +52,20 @@ def fomm(g: Graph) -> None:
     video_out(g, animated.out(0), fps, "MotionSuite/fomm")
 
 
+@example
+def disco(g: Graph) -> None:
+    """A reference person dancing to a pose video (DisCo image model, 256², DDIM)."""
+    model = g.add("MotionSuite_DisCo_Loader", checkpoint="moretiktok_cfg/mp_rank_00_model_states.pt")
+    reference = g.add("LoadImage", image="reference.png", title="Reference person")
+    condition = g.add("MotionSuite_DisCo_Encoder", model=model.out(0), reference=reference.out(0))
+    poses, fps = video_in(g, "poses.mp4")
+    latent = g.add(
+        "MotionSuite_DisCo_Sampler", model=model.out(0), condition=condition.out(0), poses=poses, steps=20
+    )
+    frames = g.add("MotionSuite_DisCo_Decoder", model=model.out(0), latent=latent.out(0))
+    video_out(g, frames.out(0), fps, "MotionSuite/disco")
+
+
 def main(names: list[str]) -> None:
     defs = node_definitions()
     for name in names or list(EXAMPLES):
