@@ -73,6 +73,9 @@ class MotionSuite_FOMM_Animate:
                            "Paste the animated square back into the full-size source image."}),
             "batch_size": ("INT", {"default": 8, "min": 1, "max": 256, "step": 1, "tooltip":
                            "Driving frames per batch; halved automatically once on out-of-memory."}),
+            "keep_model_loaded": ("BOOLEAN", {"default": False, "tooltip":
+                                  "Keep the FOMM networks on the GPU after this run (faster re-runs, "
+                                  "less free VRAM for other models)."}),
         }}
 
     RETURN_TYPES = ("IMAGE",)
@@ -82,7 +85,7 @@ class MotionSuite_FOMM_Animate:
 
     def animate(self, fomm_model, source, driving, relative_movement=True, relative_jacobian=True,
                 adapt_movement_scale=True, find_best_frame=False, crop="center", paste_back=False,
-                batch_size=8):
+                batch_size=8, keep_model_loaded=False):
         if not isinstance(fomm_model, FommModel):
             raise InputError("fomm_model must come from the 'Load Model (FOMM)' node.")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -93,7 +96,8 @@ class MotionSuite_FOMM_Animate:
             motion=MotionOptions(relative_movement=bool(relative_movement),
                                  relative_jacobian=bool(relative_jacobian),
                                  adapt_movement_scale=bool(adapt_movement_scale)),
-            crop=crop, paste_back=bool(paste_back), find_best_frame=bool(find_best_frame))
+            crop=crop, paste_back=bool(paste_back), find_best_frame=bool(find_best_frame),
+            keep_loaded=bool(keep_model_loaded))
         with Progress(drv.shape[0], desc="FOMM") as bar:
             out = animate(fomm_model, src, drv, options, batch_size=batch_size, progress=bar.update)
         return (images.to_bhwc(out.to(torch.float32)),)

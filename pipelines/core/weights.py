@@ -73,7 +73,10 @@ def add_search_dir(folder: str, path: str | os.PathLike) -> None:
 
 
 def default_download_dir(folder: str) -> Path:
-    """Where downloads go: ComfyUI's ``models/<folder>``, else the pack's ``pretrained_weights/<folder>``."""
+    """Where downloads go: a directory the user named (CLI --weights-dir), ComfyUI's
+    ``models/<folder>``, else the pack's ``pretrained_weights/<folder>``."""
+    if _extra_dirs.get(folder):
+        return _extra_dirs[folder][0]
     fp = folder_paths()
     if fp is not None:
         return Path(fp.models_dir) / folder

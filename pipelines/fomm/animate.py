@@ -35,6 +35,7 @@ class AnimateOptions:
     crop: str = "center"
     paste_back: bool = False
     find_best_frame: bool = False
+    keep_loaded: bool = False  # leave the networks on the GPU for the next run
 
 
 def _box(x: torch.Tensor, mode: str, detector, what: str) -> images.CropBox:
@@ -81,7 +82,7 @@ def animate(model: FommModel, source: torch.Tensor, driving: torch.Tensor,
                                      driving.shape[0])
 
     gen, kpd = model.generator, model.kp_detector
-    with torch.no_grad(), on_device(gen, kpd, device=device) as dev:
+    with torch.no_grad(), on_device(gen, kpd, device=device, keep_loaded=options.keep_loaded) as dev:
         src = source_sq.to(dev)
         kp_source = kpd(src)
         kp_initial = kpd(driving_sq(reference, reference + 1).to(dev))

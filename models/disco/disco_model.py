@@ -1,0 +1,81 @@
+"""The DisCo image model as one holder of its stock components.
+
+Components and their released checkpoint prefixes (DeepSpeed ``module`` dict):
+
+| attribute               | class                           | checkpoint prefix      |
+|-------------------------|---------------------------------|------------------------|
+| ``unet``                | UNet2DConditionModel            | ``unet.``              |
+| ``pose_controlnet``     | ControlNetModel (RGB skeleton)  | ``controlnet.nets.0.`` |
+| ``background_controlnet`` | ControlNetModel + LatentHintEncoder | ``controlnet.nets.1.`` |
+| ``clip``                | CLIPVisionModelWithProjection   | ``clip_image_encoder.``|
+| ``refer_clip_proj``     | Linear(1024→768, no bias)       | ``refer_clip_proj.``   |
+| ``vae``                 | AutoencoderKL                   | ``vae.``               |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+from torch import nn
+from transformers import CLIPVisionModelWithProjection
+
+from .background_hint import background_controlnet_from_unet
+
+#: SD-1.x latent scaling used by DisCo (``scale_factor``).
+VAE_SCALING = 0.18215
+
+
+@dataclass
+class DiscoModel:
+    """All networks of a DisCo image model plus the scheduler config used for sampling."""
+
+    unet: UNet2DConditionModel
+    pose_controlnet: ControlNetModel
+    background_controlnet: ControlNetModel
+    clip: CLIPVisionModelWithProjection
+    refer_clip_proj: nn.Linear
+    vae: AutoencoderKL
+    scheduler_config: dict = field(default_factory=dict)
+    name: str = "disco"
+
+    @classmethod
+    def from_configs(
+        cls, unet_config: dict, vae_config: dict, clip_config, scheduler_config: dict | None = None
+    ) -> DiscoModel:
+        """Build randomly initialised components with the given configs (weights loaded afterwards)."""
+        unet = UNet2DConditionModel.from_config(unet_config)
+        pose = ControlNetModel.from_unet(unet)
+        background = background_controlnet_from_unet(unet)
+        clip = CLIPVisionModelWithProjection(clip_config)
+        proj = nn.Linear(clip_config.hidden_size, unet.config.cross_attention_dim, bias=False)
+        vae = AutoencoderKL.from_config(vae_config)
+        for module in (unet, pose, background, clip, proj, vae):
+            module.eval().requires_grad_(False)
+        return cls(unet, pose, background, clip, proj, vae, dict(scheduler_config or {}))
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Components by attribute name (for device moves and dtype casts)."""
+        return {
+            "unet": self.unet,
+            "pose_controlnet": self.pose_controlnet,
+            "background_controlnet": self.background_controlnet,
+            "clip": self.clip,
+            "refer_clip_proj": self.refer_clip_proj,
+            "vae": self.vae,
+        }
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> DiscoModel:
+        """Move all components; CLIP stays fp32 as upstream keeps it (its tokens feed a fp16 proj)."""
+        for name, module in self.modules().items():
+            module.to(device=device, dtype=torch.float32 if name == "clip" else dtype)
+        return self
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device

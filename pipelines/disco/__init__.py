@@ -1,0 +1,1 @@
+"""DisCo inference: reference encoding, pose drawing, ControlNet-guided DDIM sampling, decoding."""
