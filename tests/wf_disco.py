@@ -18,9 +18,7 @@ def prepare(models: Path, inputs: Path) -> None:
     state = loading.released_state_dict(tiny_model(seed=3))
     write_deepspeed_checkpoint(folder / "moretiktok_cfg" / "mp_rank_00_model_states.pt", state)
     gen = torch.Generator().manual_seed(0)
-    video.write_frames(torch.rand(1, 80, 64, 3, generator=gen), inputs / "reference_frames")
-    (inputs / "reference_frames" / "frame_00000.png").rename(inputs / "reference.png")
-    (inputs / "reference_frames").rmdir()
+    video.write_image(torch.rand(1, 80, 64, 3, generator=gen), inputs / "reference.png")
     video.write_frames(torch.rand(FRAMES, 64, 64, 3, generator=gen), inputs / "poses.mp4", fps=8)
 
 

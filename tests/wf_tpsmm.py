@@ -30,9 +30,7 @@ def prepare(models: Path, inputs: Path) -> None:
     (models / "tpsmm").mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, models / "tpsmm" / "vox.pth.tar")
     gen = torch.Generator().manual_seed(0)
-    video.write_frames(torch.rand(1, *SOURCE_SIZE, 3, generator=gen), inputs / "source")
-    (inputs / "source" / "frame_00000.png").rename(inputs / "source.png")
-    (inputs / "source").rmdir()
+    video.write_image(torch.rand(1, *SOURCE_SIZE, 3, generator=gen), inputs / "source.png")
     video.write_frames(torch.rand(FRAMES, 64, 80, 3, generator=gen), inputs / "driving.mp4", fps=10)
 
 

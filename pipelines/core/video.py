@@ -60,6 +60,17 @@ def read_frames(path: str | Path, max_frames: int | None = None) -> tuple[torch.
     return torch.stack(frames), fps
 
 
+def write_image(image: torch.Tensor, path: str | Path) -> Path:
+    """Write the first image of IMAGE (B,H,W,3) as one lossless PNG (or any PIL format by suffix)."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = (image[0].detach().float().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    Image.fromarray(arr).save(path)
+    return path
+
+
 def write_frames(images: torch.Tensor, path: str | Path, fps: float = 25.0) -> Path:
     """Write IMAGE (N,H,W,3): a folder of PNG frames when ``path`` has no suffix, else a video file."""
     from PIL import Image
