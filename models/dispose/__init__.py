@@ -1,0 +1,1 @@
+"""DisPose / MimicMotion networks (state-dict compatible with the released checkpoints)."""

@@ -1,0 +1,1 @@
+"""DisPose pipeline: loading and inference procedures (no ComfyUI imports)."""
