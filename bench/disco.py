@@ -20,31 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-FULL_UNET = {
+# Real SD-1 / sd-image-variations widths: the tiny test configs (tests/disco_tiny.py) with the
+# released sizes put back, so both stay the same architecture.
+FULL_UNET_SIZES = {
     "sample_size": 64,
-    "in_channels": 4,
-    "out_channels": 4,
     "block_out_channels": [320, 640, 1280, 1280],
     "layers_per_block": 2,
     "cross_attention_dim": 768,
-    "attention_head_dim": 8,
-    "down_block_types": [
-        "CrossAttnDownBlock2D",
-        "CrossAttnDownBlock2D",
-        "CrossAttnDownBlock2D",
-        "DownBlock2D",
-    ],
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
 }
-FULL_VAE = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "latent_channels": 4,
-    "block_out_channels": [128, 256, 512, 512],
-    "layers_per_block": 2,
-    "down_block_types": ["DownEncoderBlock2D"] * 4,
-    "up_block_types": ["UpDecoderBlock2D"] * 4,
-}
+FULL_VAE_SIZES = {"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2}
 FULL_CLIP = {
     "hidden_size": 1024,
     "intermediate_size": 4096,
@@ -54,7 +38,6 @@ FULL_CLIP = {
     "patch_size": 14,
     "projection_dim": 768,
 }
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -75,7 +58,13 @@ def main() -> None:
     from transformers import CLIPVisionConfig
 
     unet, vae, clip = (
-        (FULL_UNET, FULL_VAE, FULL_CLIP) if args.full else (disco_tiny.UNET, disco_tiny.VAE, disco_tiny.CLIP)
+        (
+            {**disco_tiny.UNET, **FULL_UNET_SIZES},
+            {**{k: v for k, v in disco_tiny.VAE.items() if k != "sample_size"}, **FULL_VAE_SIZES},
+            FULL_CLIP,
+        )
+        if args.full
+        else (disco_tiny.UNET, disco_tiny.VAE, disco_tiny.CLIP)
     )
     model = loading.build_model(
         {"unet": unet, "vae": vae, "clip": CLIPVisionConfig(**clip), "scheduler": disco_tiny.SCHEDULER}

@@ -51,7 +51,11 @@ def test_safetensors_and_position_ids(tiny, tmp_path):
     sd["clip_image_encoder.vision_model.embeddings.position_ids"] = torch.arange(257)[None]
     path = tmp_path / "disco.safetensors"
     save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
-    loading.load_disco(base, path)
+    model = loading.load_disco(base, path)
+    loaded = loading.released_state_dict(model)
+    assert set(loaded) == set(released)  # the old position_ids buffer was dropped, nothing else
+    for key, value in released.items():
+        torch.testing.assert_close(loaded[key].float(), value.float(), msg=key)
 
 
 def test_errors_are_clear(tiny, tmp_path):
