@@ -3,11 +3,14 @@
     python tools/build_workflows.py            # all
     python tools/build_workflows.py fomm       # one
 
-Each example is a short function below; the builder checks node and link types while it runs.
+Each example is a short function decorated with ``@example``, here or in a per-pipeline module
+``tools/examples_<pipeline>.py`` (imported automatically); the builder checks node and link types
+while it runs.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -66,7 +69,16 @@ def disco(g: Graph) -> None:
     video_out(g, frames.out(0), fps, "MotionSuite/disco")
 
 
+def load_pipeline_examples() -> None:
+    """Import ``tools/examples_*.py`` so pipelines keep their examples in their own file."""
+    # Run as a script this module is __main__; alias it so the examples register in this EXAMPLES.
+    sys.modules.setdefault("tools.build_workflows", sys.modules[__name__])
+    for path in sorted(Path(__file__).parent.glob("examples_*.py")):
+        importlib.import_module(f"tools.{path.stem}")
+
+
 def main(names: list[str]) -> None:
+    load_pipeline_examples()
     defs = node_definitions()
     for name in names or list(EXAMPLES):
         g = Graph(defs)
