@@ -20,9 +20,14 @@ import numpy as np
 import torch
 from scipy.spatial import ConvexHull
 
+from ..core import images
 from ..core.errors import InputError
 from ..core.memory import on_device, run_batched
+from ..core.progress import Progress
+from ..fomm import faces
 from .model import FSRTModel
+
+FITS = ("crop", "face", "pad", "stretch")
 
 
 def pixel_grid(size: int, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
@@ -110,3 +115,69 @@ def animate_tensors(
                                         what="FSRT rendering"))
     frames = colours.view(n, size, size, 3).permute(0, 3, 1, 2)
     return frames.clamp(0, 1).contiguous()
+
+
+def _box(x: torch.Tensor, fit: str, detector, what: str) -> images.CropBox:
+    h, w = x.shape[-2:]
+    if fit == "pad":
+        return images.pad_box(h, w)
+    if fit == "face":
+        center, side = faces.face_center_and_side(detector, x[0], what)
+        return images.square_box(h, w, center=center, side=side)
+    return images.square_box(h, w)
+
+
+def animate(
+    model: FSRTModel,
+    source_images: torch.Tensor,
+    driving_frames: torch.Tensor,
+    relative: bool = False,
+    adapt_scale: bool = False,
+    fit: str = "crop",
+    paste_back: bool = True,
+    max_num_pixels: int = 65536,
+    batch_size: int = 8,
+    reference_frame: int = 0,
+    find_best_frame: bool = False,
+    landmark_detector=None,
+    max_sources: int = 8,
+) -> torch.Tensor:
+    """ComfyUI IMAGEs in and out: every source image (the batch, up to ``max_sources``) conditions the
+    rendering of every driving frame; output frames follow the driving frames.
+
+    ``fit`` brings the inputs to the model's square ("crop": centre square, "face": square around
+    each face, "pad": whole frame padded, "stretch": squashed as the seed pack did); with
+    ``paste_back`` the result is pasted into the full-size first source image (not for stretch).
+    ``find_best_frame`` replaces ``reference_frame`` by the driving frame whose face pose is closest
+    to the first source's (needs face-alignment, or a ``landmark_detector`` with its API).
+    """
+    if fit not in FITS:
+        raise InputError(f"unknown fit {fit!r}; choose one of {', '.join(FITS)}")
+    src = images.to_bchw(source_images, "source_images")
+    drv = images.to_bchw(driving_frames, "driving_frames")
+    if src.shape[0] > max_sources:
+        raise InputError(f"{src.shape[0]} source images given; at most {max_sources} are used at once "
+                         "(the released models were trained with 1 or 2). Pick fewer with an image batch "
+                         "node.")
+    size = model.config.image_size
+    if (fit == "face" or find_best_frame) and landmark_detector is None:
+        landmark_detector = faces.landmark_detector("cpu")
+    if fit == "stretch":
+        src_box = None
+        src_in = images.resize(src, (size, size))
+        drv_in = images.resize(drv, (size, size))
+    else:
+        boxes = [_box(src[i:i + 1], fit, landmark_detector, f"source image {i}") for i in range(src.shape[0])]
+        src_box = boxes[0]
+        src_in = torch.cat([images.crop_resize(src[i:i + 1], b, size) for i, b in enumerate(boxes)])
+        drv_in = images.crop_resize(drv, _box(drv[:1], fit, landmark_detector, "first driving frame"), size)
+    if find_best_frame:
+        reference_frame = faces.best_frame(landmark_detector, src_in[:1], lambda i: drv_in[i],
+                                           drv_in.shape[0])
+    rays = drv_in.shape[0] * size * size
+    with Progress(rays, "FSRT") as progress:
+        frames = animate_tensors(model, src_in, drv_in, relative, adapt_scale, max_num_pixels, batch_size,
+                                 reference_frame, progress.update)
+    if paste_back and src_box is not None:
+        frames = images.paste_back(frames, src[:1], src_box)
+    return images.to_bhwc(frames)
