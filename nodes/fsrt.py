@@ -41,9 +41,9 @@ class MotionSuite_FSRT_Loader:
                                "kp_detector.pt for all FSRT models.",
                 }),
                 "image_size": ("INT", {
-                    "default": 256, "min": 64, "max": 512, "step": 8,
-                    "tooltip": "Square size the model runs at (the output of the decoder has this size); "
-                               "the released models were trained at 256.",
+                    "default": 256, "min": 64, "max": 512, "step": 64,
+                    "tooltip": "Square size the model runs at (the decoder renders this many pixels per "
+                               "frame); the released models were trained at 256 and need a multiple of 128.",
                 }),
             }
         }
@@ -55,8 +55,8 @@ class MotionSuite_FSRT_Loader:
     DESCRIPTION = "Load the FSRT networks (vox256 / vox256_2Source) and the keypoint detector."
 
     def load(self, checkpoint: str, kp_detector: str = KP_FILE, image_size: int = 256) -> tuple:
-        if not isinstance(image_size, int) or image_size < 64 or image_size % 8:
-            raise InputError(f"image_size must be a multiple of 8 and at least 64; got {image_size}.")
+        if not isinstance(image_size, int) or image_size < 64:
+            raise InputError(f"image_size must be an integer of at least 64; got {image_size!r}.")
         if checkpoint == KP_FILE:
             raise InputError("checkpoint must be an FSRT model (vox256.pt or vox256_2Source.pt); "
                              "kp_detector.pt goes into the kp_detector input.")

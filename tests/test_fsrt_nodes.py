@@ -139,8 +139,10 @@ def test_bad_inputs(weights_dir, small, tmp_path):
         _call(node, model=model, source_images=src, driving_frames=drv, max_num_pixels=0)
     with pytest.raises(InputError, match="at most 8"):
         _call(node, model=model, source_images=_images(9, 32, 32, 1), driving_frames=drv)
-    with pytest.raises(InputError, match="multiple of 8"):
-        _call("MotionSuite_FSRT_Loader", checkpoint="vox256.pt", image_size=100)
+    with pytest.raises(InputError, match="multiple of 32"):  # tiny detector: 4x down, 3 hourglass blocks
+        _call("MotionSuite_FSRT_Loader", checkpoint="vox256.pt", image_size=96 + 8)
+    with pytest.raises(InputError, match="at least 64"):
+        _call("MotionSuite_FSRT_Loader", checkpoint="vox256.pt", image_size=32)
     with pytest.raises(InputError, match="kp_detector input"):
         _call("MotionSuite_FSRT_Loader", checkpoint="kp_detector.pt")
     with pytest.raises(MissingWeightsError, match="missing.pt"):
@@ -228,3 +230,14 @@ def test_face_options_without_face_alignment(small):
     with pytest.raises(InputError, match="face-alignment"):
         _call("MotionSuite_FSRT_Animate", model=small, source_images=_images(1, 32, 32, 1),
               driving_frames=_images(2, 32, 32, 2), find_best_frame=True)
+
+
+def test_long_driving_video_is_converted_in_slices(small):
+    """More frames than one conversion slice (16): every frame comes out, in order."""
+    src = _images(1, 40, 40, 1)
+    drv = _images(17, 24, 30, 2)
+    out = animate(small, src, drv, fit="pad", paste_back=False, max_num_pixels=8 * 1024)
+    assert out.shape == (17, 32, 32, 3)
+    again = animate(small, src, drv[16:], fit="pad", paste_back=False, reference_frame=0, relative=False)
+    single = animate(small, src, drv, fit="pad", paste_back=False, relative=False)
+    assert (again[0] - single[16]).abs().max() < 1e-5

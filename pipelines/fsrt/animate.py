@@ -127,6 +127,14 @@ def _box(x: torch.Tensor, fit: str, detector, what: str) -> images.CropBox:
     return images.square_box(h, w)
 
 
+def _in_slices(frames: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], step: int = 16
+               ) -> torch.Tensor:
+    """``fn`` over IMAGE slices converted to BCHW one at a time, so a long full-resolution video is
+    never copied whole (only its model-size squares are kept)."""
+    return torch.cat([fn(images.to_bchw(frames[i:i + step], "driving_frames"))
+                      for i in range(0, frames.shape[0], step)])
+
+
 def animate(
     model: FSRTModel,
     source_images: torch.Tensor,
@@ -154,7 +162,7 @@ def animate(
     if fit not in FITS:
         raise InputError(f"unknown fit {fit!r}; choose one of {', '.join(FITS)}")
     src = images.to_bchw(source_images, "source_images")
-    drv = images.to_bchw(driving_frames, "driving_frames")
+    drv = images.to_bchw(driving_frames[:1], "driving_frames")  # checked here, converted in slices
     if src.shape[0] > max_sources:
         raise InputError(f"{src.shape[0]} source images given; at most {max_sources} are used at once "
                          "(the released models were trained with 1 or 2). Pick fewer with an image batch "
@@ -165,12 +173,13 @@ def animate(
     if fit == "stretch":
         src_box = None
         src_in = images.resize(src, (size, size))
-        drv_in = images.resize(drv, (size, size))
+        drv_in = _in_slices(driving_frames, lambda x: images.resize(x, (size, size)))
     else:
         boxes = [_box(src[i:i + 1], fit, landmark_detector, f"source image {i}") for i in range(src.shape[0])]
         src_box = boxes[0]
         src_in = torch.cat([images.crop_resize(src[i:i + 1], b, size) for i, b in enumerate(boxes)])
-        drv_in = images.crop_resize(drv, _box(drv[:1], fit, landmark_detector, "first driving frame"), size)
+        drv_box = _box(drv[:1], fit, landmark_detector, "first driving frame")
+        drv_in = _in_slices(driving_frames, lambda x: images.crop_resize(x, drv_box, size))
     if find_best_frame:
         reference_frame = faces.best_frame(landmark_detector, src_in[:1], lambda i: drv_in[i],
                                            drv_in.shape[0])

@@ -15,7 +15,7 @@ import torch
 from ...models.fsrt.config import FSRTConfig, build_networks
 from ..core import weights
 from ..core.device import get_offload_device
-from ..core.errors import WeightsMismatchError
+from ..core.errors import InputError, WeightsMismatchError
 
 FOLDER = "fsrt"
 SOURCE = "https://github.com/andrerochow/fsrt (README, Pretrained Checkpoints: Google Drive folder)"
@@ -114,6 +114,15 @@ def _scale_from_kernel(kernel: torch.Tensor | None) -> float:
     raise ValueError(f"unexpected anti-alias kernel size {k} in the keypoint detector")
 
 
+def check_image_size(cfg: FSRTConfig) -> None:
+    """The keypoint detector's hourglass needs the downscaled frame divisible by 2^blocks (released
+    model: multiples of 128), and the encoder's conv stem by 2^conv blocks."""
+    step = max(round(1 / cfg.kp_scale_factor) * 2**cfg.kp_num_blocks, 2**cfg.num_conv_blocks)
+    if cfg.image_size < step or cfg.image_size % step:
+        raise InputError(f"image_size {cfg.image_size} does not fit this FSRT model: use a multiple of "
+                         f"{step} (the released models were trained at 256).")
+
+
 def load_model(path: str | os.PathLike, kp_path: str | os.PathLike, image_size: int = 256) -> FSRTModel:
     """Networks from a model ``.pt`` and ``kp_detector.pt`` (weights_only, strict keys), in eval mode."""
     ckpt = weights.load_state_dict(path)
@@ -129,6 +138,7 @@ def load_model(path: str | os.PathLike, kp_path: str | os.PathLike, image_size: 
             "Use kp_detector.pt from the FSRT release."
         )
     cfg = config_from_state_dicts(ckpt, kp_sd, image_size)
+    check_image_size(cfg)
     nets = build_networks(cfg)
     sources = {**{k: ckpt[k] for k in MODEL_ENTRIES}, "kp_detector": kp_sd}
     for key, net in nets.items():
@@ -139,4 +149,6 @@ def load_model(path: str | os.PathLike, kp_path: str | os.PathLike, image_size: 
 
 def with_image_size(model: FSRTModel, image_size: int) -> FSRTModel:
     """The same networks run at another square size."""
-    return replace(model, config=replace(model.config, image_size=image_size))
+    cfg = replace(model.config, image_size=image_size)
+    check_image_size(cfg)
+    return replace(model, config=cfg)
