@@ -8,6 +8,10 @@ diffusers/transformers class after stripping its prefix. Two renames are needed:
 * ``clip_image_encoder.vision_model.embeddings.position_ids`` is a non-persistent buffer in current
   transformers and is dropped.
 
+Temporal checkpoints (DisCo's ``TemConvNet``) have the same keys plus ``tem_norm``/``tem_conv`` in
+every ResNet and ``tem_attn``/``tem_norm`` in every transformer block; :func:`is_temporal_state_dict`
+tells them apart and the model is built with the temporal layers before the strict load.
+
 Module configs (UNet, VAE, CLIP vision, scheduler) come from the base model folder
 ``lambdalabs/sd-image-variations-diffusers`` because the DisCo checkpoint has no configs.
 """
@@ -99,6 +103,11 @@ def split_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torc
     return parts
 
 
+def is_temporal_state_dict(sd: Mapping[str, torch.Tensor]) -> bool:
+    """True for a temporal (TemConvNet) checkpoint: its UNet has temporal conv/attention layers."""
+    return any(k.startswith("unet.") and (".tem_conv." in k or ".tem_attn." in k) for k in sd)
+
+
 def rename_old_vae_key(key: str) -> str:
     """diffusers-0.14 VAE attention names → current names (only inside ``attentions.``)."""
     if ".attentions." not in key:
@@ -152,9 +161,11 @@ def read_base_configs(base_dir: str | Path) -> dict:
     return configs
 
 
-def build_model(configs: dict) -> DiscoModel:
-    """Random-weight DisCo with the base folder's configs."""
-    return DiscoModel.from_configs(configs["unet"], configs["vae"], configs["clip"], configs["scheduler"])
+def build_model(configs: dict, temporal: bool = False) -> DiscoModel:
+    """Random-weight DisCo (image model, or the temporal one) with the base folder's configs."""
+    return DiscoModel.from_configs(
+        configs["unet"], configs["vae"], configs["clip"], configs["scheduler"], temporal=temporal
+    )
 
 
 def load_weights(model: DiscoModel, sd: Mapping[str, torch.Tensor]) -> DiscoModel:
@@ -175,7 +186,8 @@ def load_weights(model: DiscoModel, sd: Mapping[str, torch.Tensor]) -> DiscoMode
             raise WeightsMismatchError(
                 f"DisCo checkpoint does not match the base model configs for {name}: missing {missing[:5]}, "
                 f"unexpected {unexpected[:5]}, shape mismatch {bad_shape[:5]}. Check that the base folder is "
-                "lambdalabs/sd-image-variations-diffusers and the file is a DisCo image checkpoint."
+                f"lambdalabs/sd-image-variations-diffusers and the file is a DisCo "
+                f"{'temporal' if model.temporal else 'image'} checkpoint."
             )
         module.load_state_dict({k: v.to(own[k].dtype) for k, v in part.items()}, strict=True)
     return model
@@ -187,10 +199,15 @@ def load_disco(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
 ) -> DiscoModel:
-    """Build DisCo from base configs and load a released checkpoint; CLIP is kept in fp32."""
+    """Build DisCo from base configs and load a released checkpoint; CLIP is kept in fp32.
+
+    Image or temporal model is chosen from the checkpoint's keys.
+    """
     configs = read_base_configs(base_dir)
-    model = build_model(configs)
-    load_weights(model, read_checkpoint(preferred_checkpoint(checkpoint)))
+    sd = read_checkpoint(preferred_checkpoint(checkpoint))
+    model = build_model(configs, temporal=is_temporal_state_dict(sd))
+    load_weights(model, sd)
+    del sd
     model.name = Path(checkpoint).parent.name or Path(checkpoint).stem
     return model.to(device=device, dtype=dtype)
 
