@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..pipelines.core import weights
+from ..pipelines.core.device import DTYPE_CHOICES, get_torch_device, resolve_dtype
 from ..pipelines.core.errors import InputError
 from ..pipelines.fsrt import FITS, WEIGHTS, FSRTModel, animate, load_model
 from ..pipelines.fsrt.model import FOLDER
@@ -40,6 +41,11 @@ class MotionSuite_FSRT_Loader:
                     "tooltip": f"Keypoint detector weights in models/{FOLDER}; the release ships one "
                                "kp_detector.pt for all FSRT models.",
                 }),
+                "precision": (list(DTYPE_CHOICES), {
+                    "default": "auto",
+                    "tooltip": "Encoder/decoder precision (auto = fp16 on GPU, fp32 on CPU); the keypoint "
+                               "detector and expression encoder always run in fp32.",
+                }),
                 "image_size": ("INT", {
                     "default": 256, "min": 64, "max": 512, "step": 64,
                     "tooltip": "Square size the model runs at (the decoder renders this many pixels per "
@@ -54,7 +60,8 @@ class MotionSuite_FSRT_Loader:
     CATEGORY = CATEGORY
     DESCRIPTION = "Load the FSRT networks (vox256 / vox256_2Source) and the keypoint detector."
 
-    def load(self, checkpoint: str, kp_detector: str = KP_FILE, image_size: int = 256) -> tuple:
+    def load(self, checkpoint: str, kp_detector: str = KP_FILE, precision: str = "auto",
+             image_size: int = 256) -> tuple:
         if not isinstance(image_size, int) or image_size < 64:
             raise InputError(f"image_size must be an integer of at least 64; got {image_size!r}.")
         if checkpoint == KP_FILE:
@@ -62,7 +69,10 @@ class MotionSuite_FSRT_Loader:
                              "kp_detector.pt goes into the kp_detector input.")
         path = weights.resolve(WEIGHTS.get(checkpoint, WEIGHTS[MODELS[0]]), name=checkpoint)
         kp_path = weights.resolve(WEIGHTS[KP_FILE], name=kp_detector)
-        return (load_model(path, kp_path, image_size=image_size),)
+        if precision not in DTYPE_CHOICES:
+            raise InputError(f"precision must be one of {', '.join(DTYPE_CHOICES)}; got {precision!r}.")
+        dtype = resolve_dtype(precision, get_torch_device())
+        return (load_model(path, kp_path, image_size=image_size, dtype=dtype),)
 
 
 class MotionSuite_FSRT_Animate:
@@ -116,6 +126,10 @@ class MotionSuite_FSRT_Animate:
                     "default": 8, "min": 1, "max": 256,
                     "tooltip": "Driving frames per keypoint-detector pass.",
                 }),
+                "keep_model_loaded": ("BOOLEAN", {
+                    "default": False,
+                    "tooltip": "Leave the networks on the GPU after the run (faster next run, holds memory).",
+                }),
             }
         }
 
@@ -127,12 +141,14 @@ class MotionSuite_FSRT_Animate:
 
     def animate(self, model, source_images, driving_frames, relative: bool = False, adapt_scale: bool = False,
                 fit: str = "crop", paste_back: bool = True, reference_frame: int = 0,
-                find_best_frame: bool = False, max_num_pixels: int = 65536, batch_size: int = 8) -> tuple:
+                find_best_frame: bool = False, max_num_pixels: int = 65536, batch_size: int = 8,
+                keep_model_loaded: bool = False) -> tuple:
         if not isinstance(model, FSRTModel):
             raise InputError("model must come from the 'Load FSRT' node (MotionSuite_FSRT_Loader).")
         frames = animate(model, source_images, driving_frames, relative=relative, adapt_scale=adapt_scale,
                          fit=fit, paste_back=paste_back, max_num_pixels=max_num_pixels, batch_size=batch_size,
-                         reference_frame=reference_frame, find_best_frame=find_best_frame)
+                         reference_frame=reference_frame, find_best_frame=find_best_frame,
+                         keep_loaded=bool(keep_model_loaded))
         return (frames,)
 
 

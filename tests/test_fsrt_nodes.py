@@ -107,6 +107,19 @@ def test_chunks_and_batches_do_not_change_frames(small):
     assert not torch.allclose(absolute, whole)
 
 
+def test_bf16_weights_render_close_to_fp32(weights_dir, small):
+    half = load_model(weights_dir / "vox256.pt", weights_dir / "kp_detector.pt", image_size=32,
+                      dtype=torch.bfloat16)
+    assert next(half.decoder.parameters()).dtype == torch.bfloat16
+    assert next(half.kp_detector.parameters()).dtype == torch.float32
+    src = _images(1, 32, 32, 3).permute(0, 3, 1, 2)
+    drv = _images(2, 32, 32, 4).permute(0, 3, 1, 2)
+    ref = animate_tensors(small, src, drv, relative=True)
+    out = animate_tensors(half, src, drv, relative=True)
+    assert out.dtype == torch.float32 and out.isfinite().all()
+    assert (out - ref).abs().mean() < 0.02
+
+
 def test_interrupt_stops_rendering(small):
     src = _images(1, 32, 32, 3).permute(0, 3, 1, 2)
     drv = _images(3, 32, 32, 4).permute(0, 3, 1, 2)
@@ -141,6 +154,8 @@ def test_bad_inputs(weights_dir, small, tmp_path):
         _call(node, model=model, source_images=_images(9, 32, 32, 1), driving_frames=drv)
     with pytest.raises(InputError, match="multiple of 32"):  # tiny detector: 4x down, 3 hourglass blocks
         _call("MotionSuite_FSRT_Loader", checkpoint="vox256.pt", image_size=96 + 8)
+    with pytest.raises(InputError, match="precision"):
+        _call("MotionSuite_FSRT_Loader", checkpoint="vox256.pt", precision="fp8")
     with pytest.raises(InputError, match="at least 64"):
         _call("MotionSuite_FSRT_Loader", checkpoint="vox256.pt", image_size=32)
     with pytest.raises(InputError, match="kp_detector input"):

@@ -48,12 +48,13 @@ class FSRTDecoder(nn.Module):
         self.render_mlp = nn.Sequential(*layers)
 
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Pixel positions (..., 2) -> their encodings (..., pix_encoding_dim)."""
-        return sinusoidal_encoding(pixels, self.cfg.pix_octaves, self.cfg.pix_start_octave)
+        """Pixel positions (..., 2) -> their encodings (..., pix_encoding_dim), in fp32."""
+        return sinusoidal_encoding(pixels.float(), self.cfg.pix_octaves, self.cfg.pix_start_octave)
 
     def encode_keypoints(self, keypoints: torch.Tensor) -> torch.Tensor:
-        """Driving keypoints (B, K, 2) -> their encodings (B, kp_encoding_dim)."""
-        return sinusoidal_encoding(keypoints.flatten(-2), self.cfg.kp_octaves, self.cfg.kp_start_octave)
+        """Driving keypoints (B, K, 2) -> their encodings (B, kp_encoding_dim), in fp32."""
+        cfg = self.cfg
+        return sinusoidal_encoding(keypoints.float().flatten(-2), cfg.kp_octaves, cfg.kp_start_octave)
 
     @staticmethod
     def queries(kp_encoding: torch.Tensor, pix_encoding: torch.Tensor,

@@ -52,14 +52,19 @@ class FSRTEncoder(nn.Module):
 
     def pixel_features(self, images: torch.Tensor, keypoints: torch.Tensor, pixels: torch.Tensor,
                        expression: torch.Tensor) -> torch.Tensor:
-        """Per-pixel input (S, 3 + kp enc + pix enc + E, H, W); the order follows the checkpoints."""
+        """Per-pixel input (S, 3 + kp enc + pix enc + E, H, W); the order follows the checkpoints.
+
+        The encodings are computed in fp32 (the highest pixel octave is 2^14 pi, far beyond fp16's
+        precision) and then cast to the images' dtype.
+        """
         c = self.cfg
         s, _, h, w = images.shape
-        kp_enc = sinusoidal_encoding(keypoints.flatten(1), c.kp_octaves, c.kp_start_octave)
-        pix_enc = sinusoidal_encoding(pixels, c.pix_octaves, c.pix_start_octave).permute(2, 0, 1)
-        per_image = torch.cat([kp_enc, expression], dim=1)[:, :, None, None].expand(-1, -1, h, w)
-        return torch.cat([images, per_image[:, : kp_enc.shape[1]], pix_enc.expand(s, -1, -1, -1),
-                          per_image[:, kp_enc.shape[1]:]], dim=1)
+        kp_enc = sinusoidal_encoding(keypoints.float().flatten(1), c.kp_octaves, c.kp_start_octave)
+        pix_enc = sinusoidal_encoding(pixels.float(), c.pix_octaves, c.pix_start_octave).permute(2, 0, 1)
+        per_image = torch.cat([kp_enc, expression.float()], dim=1)[:, :, None, None].expand(-1, -1, h, w)
+        features = torch.cat([images.float(), per_image[:, : kp_enc.shape[1]], pix_enc.expand(s, -1, -1, -1),
+                              per_image[:, kp_enc.shape[1]:]], dim=1)
+        return features.to(images.dtype)
 
     def forward(self, images: torch.Tensor, keypoints: torch.Tensor, pixels: torch.Tensor,
                 expression: torch.Tensor) -> torch.Tensor:

@@ -75,6 +75,7 @@ def animate_tensors(
     reference_frame: int = 0,
     progress: Callable[[int], None] | None = None,
     device: torch.device | None = None,
+    keep_loaded: bool = False,
 ) -> torch.Tensor:
     """sources (S,3,R,R), driving (N,3,R,R) in [0,1] at model size -> frames (N,3,R,R) on the CPU.
 
@@ -87,16 +88,16 @@ def animate_tensors(
     if max_num_pixels < 1 or batch_size < 1:
         raise InputError(f"max_num_pixels and batch_size must be at least 1; got {max_num_pixels}, "
                          f"{batch_size}.")
-    with on_device(*model.modules(), device=device) as dev:
+    with on_device(*model.modules(), device=device, keep_loaded=keep_loaded) as dev:
         dtype = next(model.decoder.parameters()).dtype
-        src = sources.to(dev, dtype)
+        src = sources.to(dev, torch.float32)
         kp_src, expr_src = detect(model, src)
-        grid = pixel_grid(size, dtype, dev)
-        z = model.encoder(src, kp_src, grid, expr_src)
+        grid = pixel_grid(size, torch.float32, dev)
+        z = model.encoder(src.to(dtype), kp_src, grid, expr_src)
         decoder = model.decoder
         kvs = decoder.latent_keys_values(z)
         pix_enc = decoder.encode_pixels(grid.reshape(-1, 2))
-        found = run_batched(lambda a, b: detect(model, driving[a:b].to(dev, dtype)), n, batch_size,
+        found = run_batched(lambda a, b: detect(model, driving[a:b].to(dev, torch.float32)), n, batch_size,
                             what="FSRT keypoints")
         kp_drv = torch.cat([k for k, _ in found])
         expr_drv = torch.cat([e for _, e in found])
@@ -108,7 +109,7 @@ def animate_tensors(
         def render(a: int, b: int) -> torch.Tensor:
             idx = torch.arange(a, b, device=dev)
             frame, pixel = idx // rays, idx % rays
-            queries = decoder.queries(kp_enc[frame], pix_enc[pixel], expr_drv[frame])
+            queries = decoder.queries(kp_enc[frame], pix_enc[pixel], expr_drv[frame]).to(dtype)
             return decoder(queries[None], kvs=kvs)[0].float().cpu()
 
         colours = torch.cat(run_batched(render, n * rays, max_num_pixels, on_batch=progress,
@@ -149,6 +150,7 @@ def animate(
     find_best_frame: bool = False,
     landmark_detector=None,
     max_sources: int = 8,
+    keep_loaded: bool = False,
 ) -> torch.Tensor:
     """ComfyUI IMAGEs in and out: every source image (the batch, up to ``max_sources``) conditions the
     rendering of every driving frame; output frames follow the driving frames.
@@ -186,7 +188,7 @@ def animate(
     rays = drv_in.shape[0] * size * size
     with Progress(rays, "FSRT") as progress:
         frames = animate_tensors(model, src_in, drv_in, relative, adapt_scale, max_num_pixels, batch_size,
-                                 reference_frame, progress.update)
+                                 reference_frame, progress.update, keep_loaded=keep_loaded)
     if paste_back and src_box is not None:
         frames = images.paste_back(frames, src[:1], src_box)
     return images.to_bhwc(frames)

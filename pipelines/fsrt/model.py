@@ -46,6 +46,7 @@ class FSRTModel:
     decoder: torch.nn.Module
     config: FSRTConfig
     name: str = "vox256.pt"
+    dtype: torch.dtype = torch.float32  # encoder/decoder weights; detector + expression stay fp32
 
     def modules(self) -> list[torch.nn.Module]:
         return [self.kp_detector, self.expression_encoder, self.encoder, self.decoder]
@@ -123,8 +124,13 @@ def check_image_size(cfg: FSRTConfig) -> None:
                          f"{step} (the released models were trained at 256).")
 
 
-def load_model(path: str | os.PathLike, kp_path: str | os.PathLike, image_size: int = 256) -> FSRTModel:
-    """Networks from a model ``.pt`` and ``kp_detector.pt`` (weights_only, strict keys), in eval mode."""
+def load_model(path: str | os.PathLike, kp_path: str | os.PathLike, image_size: int = 256,
+               dtype: torch.dtype = torch.float32) -> FSRTModel:
+    """Networks from a model ``.pt`` and ``kp_detector.pt`` (weights_only, strict keys), in eval mode.
+
+    ``dtype`` applies to the encoder and decoder (the heavy part); the keypoint detector and the
+    expression encoder stay in fp32 so keypoints (softmax at temperature 0.1) keep their precision.
+    """
     ckpt = weights.load_state_dict(path)
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in MODEL_ENTRIES):
         raise WeightsMismatchError(
@@ -144,7 +150,9 @@ def load_model(path: str | os.PathLike, kp_path: str | os.PathLike, image_size: 
     for key, net in nets.items():
         weights.load_into(net, sources[key], what=f"FSRT {key}", strict=True)
         net.eval().requires_grad_(False).to(get_offload_device())
-    return FSRTModel(**nets, config=cfg, name=os.path.basename(path))
+    for key in ("encoder", "decoder"):
+        nets[key].to(dtype)
+    return FSRTModel(**nets, config=cfg, name=os.path.basename(path), dtype=dtype)
 
 
 def with_image_size(model: FSRTModel, image_size: int) -> FSRTModel:
