@@ -256,3 +256,17 @@ def test_long_driving_video_is_converted_in_slices(small):
     again = animate(small, src, drv[16:], fit="pad", paste_back=False, reference_frame=0, relative=False)
     single = animate(small, src, drv, fit="pad", paste_back=False, relative=False)
     assert (again[0] - single[16]).abs().max() < 1e-5
+
+
+def test_animate_node_stops_on_interrupt(small):
+    """The runtime's interrupt flag (ComfyUI's cancel button inside ComfyUI) stops the node at the
+    first chunk boundary."""
+    from motionsuite.pipelines.core import comfy
+
+    comfy.request_interrupt(True)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _call("MotionSuite_FSRT_Animate", model=small, source_images=_images(1, 32, 32, 1),
+                  driving_frames=_images(2, 32, 32, 2), max_num_pixels=256)
+    finally:
+        comfy.request_interrupt(False)
