@@ -176,10 +176,10 @@ def test_bad_inputs(weights_dir, small, tmp_path):
 
 
 def test_cli_two_sources_writes_frames(weights_dir, tmp_path):
-    sources = []
-    for i, img in enumerate(_images(2, 40, 60, 5)):
-        sources.append(tmp_path / f"source{i}.png")
-        Image.fromarray((img.numpy() * 255).astype(np.uint8)).save(sources[-1])
+    source_dir = tmp_path / "views"  # a folder of frames: views picked with --source-idx, as upstream
+    source_dir.mkdir()
+    for i, img in enumerate(_images(3, 40, 60, 5)):
+        Image.fromarray((img.numpy() * 255).astype(np.uint8)).save(source_dir / f"{i:03d}.png")
     frames_dir = tmp_path / "driving"
     frames_dir.mkdir()
     for i, img in enumerate(_images(3, 50, 50, 6)):
@@ -187,14 +187,18 @@ def test_cli_two_sources_writes_frames(weights_dir, tmp_path):
     parser = argparse.ArgumentParser()
     fsrt_cli.add_arguments(parser)
     out_dir = tmp_path / "out"
-    args = parser.parse_args(["--source", *map(str, sources), "--driving", str(frames_dir), "--output",
-                              str(out_dir), "--weights-dir", str(weights_dir), "--image-size", "64",
+    args = parser.parse_args(["--source", str(source_dir), "--source-idx", "0", "-1", "--driving",
+                              str(frames_dir), "--output", str(out_dir), "--weights-dir", str(weights_dir),
+                              "--image-size", "64",
                               "--checkpoint", "vox256_2Source.pt", "--relative", "--adapt-scale",
                               "--max-num-pixels", "4096", "--max-frames", "2"])
     fsrt_cli.run(args)
     written = sorted(out_dir.glob("*.png"))
     assert len(written) == 2
     assert Image.open(written[0]).size == (60, 40)
+    with pytest.raises(InputError, match="source-idx"):
+        fsrt_cli.run(parser.parse_args(["--source", str(source_dir), "--source-idx", "5", "--driving",
+                                        str(frames_dir), "--output", str(out_dir)]))
 
 
 class _StubLandmarks:

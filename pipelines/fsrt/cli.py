@@ -14,7 +14,10 @@ from .model import FOLDER, WEIGHTS, load_model
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, nargs="+",
-                        help="source image file(s); several views are encoded together (same size)")
+                        help="source image file(s), or a video / folder of frames (see --source-idx); "
+                             "several views are encoded together (same size)")
+    parser.add_argument("--source-idx", type=int, nargs="+", default=[0],
+                        help="frames taken from a video or folder --source, e.g. 0 10 -1 (as upstream)")
     parser.add_argument("--driving", required=True, help="driving video file or folder of frames")
     parser.add_argument("--output", required=True, help="output video file, or a folder for PNG frames")
     parser.add_argument("--weights-dir", default=None,
@@ -33,18 +36,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=None, help="read at most this many driving frames")
 
 
+def _read_views(path: str, indices: list[int]) -> list[torch.Tensor]:
+    """An image file gives itself; a video or folder gives its frames at ``indices``."""
+    frames, _ = video.read_frames(path)
+    if frames.shape[0] == 1:
+        return [frames]
+    bad = [i for i in indices if not -frames.shape[0] <= i < frames.shape[0]]
+    if bad:
+        raise InputError(f"--source-idx {bad} outside the {frames.shape[0]} frames of '{path}'.")
+    return [frames[i].unsqueeze(0) for i in indices]
+
+
 def run(args: argparse.Namespace) -> None:
     if args.weights_dir:
         weights.add_search_dir(FOLDER, args.weights_dir)
-    spec = WEIGHTS.get(args.checkpoint, WEIGHTS["vox256.pt"])
-    model = load_model(weights.resolve(spec, name=args.checkpoint),
-                       weights.resolve(WEIGHTS["kp_detector.pt"], name=args.kp_detector),
-                       image_size=args.image_size)
-    sources = [video.read_image(path) for path in args.source]
+    sources = [view for path in args.source for view in _read_views(path, args.source_idx)]
     if len({tuple(s.shape) for s in sources}) > 1:
         raise InputError("all --source images must have the same size; crop or resize them first.")
     sources = torch.cat(sources)
     driving, fps = video.read_frames(args.driving, max_frames=args.max_frames)
+    spec = WEIGHTS.get(args.checkpoint, WEIGHTS["vox256.pt"])
+    model = load_model(weights.resolve(spec, name=args.checkpoint),
+                       weights.resolve(WEIGHTS["kp_detector.pt"], name=args.kp_detector),
+                       image_size=args.image_size)
     frames = animate(model, sources, driving, relative=args.relative, adapt_scale=args.adapt_scale,
                      fit=args.fit, paste_back=not args.no_paste_back, max_num_pixels=args.max_num_pixels,
                      batch_size=args.batch_size, reference_frame=args.reference_frame,
