@@ -7,6 +7,7 @@ ignored). The keypoint detector is a separate plain state dict shared by all FSR
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, replace
 
@@ -17,6 +18,7 @@ from ..core import weights
 from ..core.device import get_offload_device
 from ..core.errors import InputError, WeightsMismatchError
 
+log = logging.getLogger("MotionSuite")
 FOLDER = "fsrt"
 SOURCE = "https://github.com/andrerochow/fsrt (README, Pretrained Checkpoints: Google Drive folder)"
 WEIGHTS = {
@@ -152,6 +154,9 @@ def load_model(path: str | os.PathLike, kp_path: str | os.PathLike, image_size: 
         net.eval().requires_grad_(False).to(get_offload_device())
     for key in ("encoder", "decoder"):
         nets[key].to(dtype)
+    count = sum(p.numel() for net in nets.values() for p in net.parameters()) / 1e6
+    log.info("FSRT: loaded %s and %s (%.1fM parameters, encoder/decoder in %s)", path, kp_path, count,
+             str(dtype).replace("torch.", ""))
     return FSRTModel(**nets, config=cfg, name=os.path.basename(path), dtype=dtype)
 
 
