@@ -62,7 +62,9 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 
         return load_file(str(path))
     try:
-        raw = torch.load(str(path), map_location="cpu", weights_only=True)
+        # mmap: tensors stay backed by the file until used, so the 4.5 GB pickle is not read into RAM
+        # beside the model (weights are assigned, not copied, when the dtypes already match)
+        raw = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # pickle restrictions give several exception types
         raise ValueError(
             f"Could not read {path} as a plain tensor checkpoint ({exc}). Convert it once to safetensors "
@@ -161,15 +163,27 @@ def read_base_configs(base_dir: str | Path) -> dict:
     return configs
 
 
-def build_model(configs: dict, temporal: bool = False) -> DiscoModel:
-    """Random-weight DisCo (image model, or the temporal one) with the base folder's configs."""
-    return DiscoModel.from_configs(
-        configs["unet"], configs["vae"], configs["clip"], configs["scheduler"], temporal=temporal
-    )
+def build_model(configs: dict, temporal: bool = False, device: str | torch.device = "cpu") -> DiscoModel:
+    """Random-weight DisCo (image model, or the temporal one) with the base folder's configs.
+
+    ``device="meta"`` builds only the structure (no memory, no random init); :func:`load_weights`
+    then assigns the checkpoint's tensors.
+    """
+    with torch.device(device):
+        return DiscoModel.from_configs(
+            configs["unet"], configs["vae"], configs["clip"], configs["scheduler"], temporal=temporal
+        )
 
 
-def load_weights(model: DiscoModel, sd: Mapping[str, torch.Tensor]) -> DiscoModel:
-    """Strictly load a flat DisCo state dict into ``model``; errors name the component and keys."""
+def load_weights(
+    model: DiscoModel, sd: Mapping[str, torch.Tensor], dtype: torch.dtype | None = None
+) -> DiscoModel:
+    """Strictly load a flat DisCo state dict into ``model``; errors name the component and keys.
+
+    Weights are cast to ``dtype`` (default: the model's current dtypes; CLIP always stays fp32).
+    A model built on the meta device gets the checkpoint tensors assigned, so no second copy of the
+    weights is ever made when the checkpoint already has the wanted dtype.
+    """
     parts = split_state_dict(sd)
     for name, module in model.modules().items():
         part = parts[name]
@@ -189,8 +203,23 @@ def load_weights(model: DiscoModel, sd: Mapping[str, torch.Tensor]) -> DiscoMode
                 f"lambdalabs/sd-image-variations-diffusers and the file is a DisCo "
                 f"{'temporal' if model.temporal else 'image'} checkpoint."
             )
-        module.load_state_dict({k: v.to(own[k].dtype) for k, v in part.items()}, strict=True)
+        on_meta = any(t.is_meta for t in own.values())
+        wanted = torch.float32 if name == "clip" else dtype
+        for key in list(part):  # cast one tensor at a time, dropping the source as we go
+            floating = torch.is_floating_point(own[key])
+            part[key] = part[key].to(wanted if floating and wanted is not None else own[key].dtype)
+        module.load_state_dict(part, strict=True, assign=on_meta)
+        parts[name] = {}
+    _materialise_buffers(model)
     return model
+
+
+def _materialise_buffers(model: DiscoModel) -> None:
+    """Non-persistent buffers (not in checkpoints) of a meta-built model: CLIP's ``position_ids``."""
+    embeddings = model.clip.vision_model.embeddings
+    if embeddings.position_ids.is_meta:
+        positions = torch.arange(embeddings.num_positions).expand((1, -1))
+        embeddings.register_buffer("position_ids", positions, persistent=False)
 
 
 def load_disco(
@@ -205,8 +234,8 @@ def load_disco(
     """
     configs = read_base_configs(base_dir)
     sd = read_checkpoint(preferred_checkpoint(checkpoint))
-    model = build_model(configs, temporal=is_temporal_state_dict(sd))
-    load_weights(model, sd)
+    model = build_model(configs, temporal=is_temporal_state_dict(sd), device="meta")
+    load_weights(model, sd, dtype=dtype)
     del sd
     model.name = Path(checkpoint).parent.name or Path(checkpoint).stem
     return model.to(device=device, dtype=dtype)
