@@ -269,3 +269,18 @@ def test_cli_temporal_flag(temporal_weights_dir, tmp_path):
     args += ["--checkpoint", "img/mp_rank_00_model_states.pt"]
     with pytest.raises(InputError, match="--temporal needs a temporal"):
         cli.run(parser.parse_args(args))
+
+
+def test_temporal_safetensors_conversion_and_legacy_pickle(tiny_temporal, tmp_path):
+    """A converted temporal checkpoint stays temporal; a pre-zip (legacy) pickle, which cannot be
+    memory-mapped, is read normally."""
+    base, ckpt, _, released = tiny_temporal
+    converted = loading.convert_to_safetensors(ckpt, tmp_path / "tm.safetensors")
+    model = loading.load_disco(base, converted, dtype=torch.float16)
+    assert model.temporal and model.unet.dtype == torch.float16 and model.clip.dtype == torch.float32
+    key = "unet.up_blocks.1.resnets.0.tem_conv.weight"
+    torch.testing.assert_close(loading.released_state_dict(model)[key], released[key].half())
+    legacy = tmp_path / "legacy" / "mp_rank_00_model_states.pt"
+    legacy.parent.mkdir()
+    torch.save({"module": released}, legacy, _use_new_zipfile_serialization=False)
+    assert loading.load_disco(base, legacy).temporal

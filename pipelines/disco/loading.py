@@ -62,9 +62,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 
         return load_file(str(path))
     try:
-        # mmap: tensors stay backed by the file until used, so the 4.5 GB pickle is not read into RAM
-        # beside the model (weights are assigned, not copied, when the dtypes already match)
-        raw = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        raw = _torch_load(path)
     except Exception as exc:  # pickle restrictions give several exception types
         raise ValueError(
             f"Could not read {path} as a plain tensor checkpoint ({exc}). Convert it once to safetensors "
@@ -76,6 +74,18 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             f"{path} does not look like a DisCo checkpoint: no 'module' dict with 'unet.*' keys."
         )
     return dict(sd)
+
+
+def _torch_load(path: Path):
+    """``torch.load`` with mmap: tensors stay backed by the file until used, so the 4.5 GB pickle is
+    not read into RAM beside the model (weights are assigned, not copied, when dtypes match). Files
+    in the legacy (pre-zip) format cannot be mapped and are read normally."""
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+        return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
 def split_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
