@@ -243,8 +243,8 @@ class DiscoSampler:
                         "default": 8,
                         "min": 1,
                         "max": 256,
-                        "tooltip": "Image model: frames per UNet call; lower it when memory runs out. "
-                        "The temporal model runs one window per call instead.",
+                        "tooltip": "Frames per UNet call; lower it when memory runs out. Temporal "
+                        "model: batch_size // frames_per_window windows (at least one) per call.",
                     },
                 ),
                 "keep_model_loaded": (

@@ -284,3 +284,16 @@ def test_temporal_safetensors_conversion_and_legacy_pickle(tiny_temporal, tmp_pa
     legacy.parent.mkdir()
     torch.save({"module": released}, legacy, _use_new_zipfile_serialization=False)
     assert loading.load_disco(base, legacy).temporal
+
+
+@pytest.mark.parametrize("overlap", [0, 2])
+def test_windows_batched_per_call_give_the_same_result(sampler_inputs, overlap):
+    gen = torch.Generator().manual_seed(6)
+    poses, noise = torch.rand(8, 3, 64, 64, generator=gen), torch.randn(8, 4, 8, 8, generator=gen)
+    one, calls_one = _run(sampler_inputs, poses, noise, steps=1, window=4, overlap=overlap, batch_size=4)
+    many, calls_many = _run(sampler_inputs, poses, noise, steps=1, window=4, overlap=overlap, batch_size=16)
+    windows = 2 if overlap == 0 else 3
+    assert calls_one[-1] == calls_many[-1] == (windows, windows)
+    if overlap == 0:  # progress per window call vs one call for all windows
+        assert len(calls_one) == windows and len(calls_many) == 1
+    torch.testing.assert_close(one, many, atol=1e-4, rtol=1e-4)

@@ -67,7 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guidance", type=float, default=0.0, help="CFG scale (0: 1.5 *_cfg, 3 *_nocfg)")
     parser.add_argument("--seed", type=int, default=42, help="start noise seed")
     parser.add_argument("--size", type=int, default=256, help="output size (trained: 256)")
-    parser.add_argument("--batch-size", type=int, default=8, help="frames per UNet call")
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="frames per UNet call (temporal: whole windows)"
+    )
     parser.add_argument("--precision", choices=DTYPE_CHOICES, default="auto", help="network precision")
     parser.add_argument("--fps", type=float, default=None, help="output fps (default: the poses' fps)")
 

@@ -267,13 +267,18 @@ def _sample_temporal(
     noise: torch.Tensor | None,
     callback: Callable[[int, int, torch.Tensor], None] | None,
 ) -> torch.Tensor:
-    """Temporal model: windows sampled one by one (overlap 0, as upstream) or blended every step."""
+    """Temporal model: windows sampled on their own (overlap 0, as upstream) or blended every step.
+
+    ``settings.batch_size // window`` windows (at least one) share each network call.
+    """
     frames = poses.shape[0]
     h, w = _check_inputs(poses, background_latent)
     if background_latent.shape[0] != 1:
         raise InputError("the temporal DisCo model takes one background latent for the whole video.")
     starts = windows.window_starts(frames, int(settings.window), int(settings.overlap))
     length = min(int(settings.window), frames)
+    per_call = max(1, int(settings.batch_size) // length)
+    groups = [starts[i : i + per_call] for i in range(0, len(starts), per_call)]
     device, dtype = model.device, model.dtype
     if noise is None:
         noise = windows.temporal_noise(frames, int(settings.window), (h, w), settings.seed)
@@ -281,42 +286,52 @@ def _sample_temporal(
     scheduler.set_timesteps(settings.steps)
     timesteps = scheduler.timesteps
     total = len(timesteps) * len(starts)
-    cond = tokens.to(device, dtype).expand(length, -1, -1)
-    unc = None if uncond is None else uncond.to(device, dtype).expand(length, -1, -1)
-    bg = (background_latent.to(device, dtype) * VAE_SCALING).expand(length, -1, -1, -1)
     model.set_num_frames(length)
 
-    def window_eps(x_window: torch.Tensor, t: torch.Tensor, start: int) -> torch.Tensor:
-        pose = poses[start : start + length].to(device, dtype)
-        return predict_noise(model, x_window.to(dtype), t, cond, unc, pose, bg, settings).float()
+    def group_eps(x_windows: torch.Tensor, t: torch.Tensor, group: list[int]) -> torch.Tensor:
+        """ε of windows stacked along the batch axis (each ``length`` frames, in ``group`` order)."""
+        n = len(group) * length
+        pose = torch.cat([poses[s : s + length] for s in group]).to(device, dtype)
+        cond = tokens.to(device, dtype).expand(n, -1, -1)
+        unc = None if uncond is None else uncond.to(device, dtype).expand(n, -1, -1)
+        bg = (background_latent.to(device, dtype) * VAE_SCALING).expand(n, -1, -1, -1)
+        return predict_noise(model, x_windows.to(dtype), t, cond, unc, pose, bg, settings).float()
+
+    def stack(x: torch.Tensor, group: list[int]) -> torch.Tensor:
+        return torch.cat([x[s : s + length] for s in group])
 
     x = noise.to(device, torch.float32) * scheduler.init_noise_sigma
     generator = torch.Generator().manual_seed(settings.seed)
     done = 0
     if settings.overlap == 0:  # upstream: independent windows, a later window overwrites shared frames
         out = torch.empty_like(x)
-        for start in starts:
-            xw = x[start : start + length]
+        for group in groups:
+            xw = stack(x, group)
             for t in timesteps:
-                step = scheduler.step(window_eps(xw, t, start), t, xw, eta=settings.eta, generator=generator)
+                step = scheduler.step(group_eps(xw, t, group), t, xw, eta=settings.eta, generator=generator)
                 xw = step.prev_sample
-                done += 1
+                done += len(group)
                 if callback is not None:
                     callback(done, total, step.pred_original_sample / VAE_SCALING)
-            out[start : start + length] = xw
+            for i, start in enumerate(group):
+                out[start : start + length] = xw[i * length : (i + 1) * length]
         return (out / VAE_SCALING).cpu()
-    weights = [
-        windows.blend_weights(length, settings.overlap, s == 0, s + length == frames).to(device)
+    weights = {
+        s: windows.blend_weights(length, settings.overlap, s == 0, s + length == frames).to(device)
         for s in starts
-    ]
+    }
     for t in timesteps:
         eps_sum = torch.zeros_like(x)
         weight_sum = torch.zeros(frames, device=device)
-        for start, weight in zip(starts, weights, strict=True):
-            eps = window_eps(x[start : start + length], t, start)
-            eps_sum[start : start + length] += eps * weight[:, None, None, None]
-            weight_sum[start : start + length] += weight
-            done += 1
+        for group in groups:
+            eps = group_eps(stack(x, group), t, group)
+            for i, start in enumerate(group):
+                weight = weights[start]
+                eps_sum[start : start + length] += (
+                    eps[i * length : (i + 1) * length] * weight[:, None, None, None]
+                )
+                weight_sum[start : start + length] += weight
+            done += len(group)
         step = scheduler.step(
             eps_sum / weight_sum[:, None, None, None], t, x, eta=settings.eta, generator=generator
         )
