@@ -3,13 +3,14 @@
 How the parity fixture was made (scratch, Python 3.11, torch 2.14.1 CPU fp32, system diffusers
 0.42.1 so that batched CFG uses the fixed SVD temporal-context broadcast, see
 test_dispose_unet_parity): upstream lihxxx/DisPose @ c38ab13 ``Ctrl_Pipeline.__call__`` with the
-tiny UNet (seed 11, gain 0.5), tiny ControlNet (seed 21, gain 0.5; PointAdapter widths patched to the
-tiny UNet, 1280-d embeddings as released), PoseNet(32) (seed 5), the SVD-XT scheduler config with ``sigma_max`` lowered from 700 to 20 (at
-700 plain fp32 rounding of the 700-scale start latents alone reaches ~1e-4 after two steps), and
-the inputs of ``_inputs`` (5 frames at 64x128, tile 4, overlap 1 -> tiles [0,1,2,3] and [0,2,3,4],
-2 steps, guidance 1.5..2.5, noise_aug 0.02, fps 7, CPU generator seed 7, ``output_type='latent'``).
-Its CLIP and VAE encodes were replaced by the fixed tensors E and L (stock calls; the augmentation
-noise is still drawn first, as upstream). Stored: the final (scaled) latents.
+tiny UNet (seed 11, gain 0.5), tiny ControlNet (seed 21, gain 0.5; PointAdapter widths patched to
+the tiny UNet, 1280-d embeddings as released), PoseNet(32) (seed 5), the SVD-XT scheduler config
+with ``sigma_max`` lowered from 700 to 20 (at 700 plain fp32 rounding of the 700-scale start latents
+alone reaches ~1e-4 after two steps), and the inputs of ``_inputs`` (5 frames at 64x128, tile 4,
+overlap 1 -> tiles [0,1,2,3] and [0,2,3,4], 2 steps, guidance 1.5..2.5, noise_aug 0.02, fps 7, CPU
+generator seed 7, ``output_type='latent'``). Its CLIP and VAE encodes were replaced by the fixed
+tensors E and L (stock calls; the augmentation noise is still drawn first, as upstream). Stored: the
+final (scaled) latents.
 """
 
 from __future__ import annotations
