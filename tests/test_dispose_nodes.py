@@ -51,9 +51,16 @@ def condition(model):
     reference = torch.rand(1, 80, 60, 3)
     driving = [person(dx, h=120, w=90) for dx in (0.0, 0.03, 0.06)]
     cond, preview = run(
-        nodes.DisPoseMotionEncoder, model=model, reference=reference, reference_pose=[person()],
-        driving_pose=driving, width=128, height=64, fit="crop", retarget="global",
-    )  # fmt: skip
+        nodes.DisPoseMotionEncoder,
+        model=model,
+        reference=reference,
+        reference_pose=[person()],
+        driving_pose=driving,
+        width=128,
+        height=64,
+        fit="crop",
+        retarget="global",
+    )
     return cond, preview, reference, driving
 
 
@@ -64,23 +71,41 @@ def test_encoder_outputs_and_cache(model, condition):
     assert cond.controlnet_flow.shape == (1, 3, 2, 64, 128) and cond.traj_flow.shape == (1, 3, 2, 64, 128)
     assert cond.traj_flow.abs().sum() > 0
     again, _ = run(
-        nodes.DisPoseMotionEncoder, model=model, reference=reference, reference_pose=[person()],
-        driving_pose=driving, width=128, height=64,
-    )  # fmt: skip
+        nodes.DisPoseMotionEncoder,
+        model=model,
+        reference=reference,
+        reference_pose=[person()],
+        driving_pose=driving,
+        width=128,
+        height=64,
+    )
     assert again is cond  # re-queue with the same inputs reuses the motion fields
 
 
 def test_sampler_and_decoder(model, condition):
     cond = condition[0]
     (latent,) = run(
-        nodes.DisPoseSampler, model=model, condition=cond, steps=1, min_guidance=1.5, max_guidance=2.0,
-        tile_size=3, tile_overlap=1, seed=1,
-    )  # fmt: skip
+        nodes.DisPoseSampler,
+        model=model,
+        condition=cond,
+        steps=1,
+        min_guidance=1.5,
+        max_guidance=2.0,
+        tile_size=3,
+        tile_overlap=1,
+        seed=1,
+    )
     assert latent["samples"].shape == (3, 4, 8, 16)
     (with_ref,) = run(
-        nodes.DisPoseSampler, model=model, condition=cond, steps=1, max_guidance=1.0, min_guidance=1.0,
-        tile_size=16, include_reference=True,
-    )  # fmt: skip
+        nodes.DisPoseSampler,
+        model=model,
+        condition=cond,
+        steps=1,
+        max_guidance=1.0,
+        min_guidance=1.0,
+        tile_size=16,
+        include_reference=True,
+    )
     assert with_ref["samples"].shape == (4, 4, 8, 16)
     (images,) = run(nodes.DisPoseDecoder, model=model, latent=latent, chunk_size=2, chunk_overlap=1)
     assert images.shape == (3, 64, 128, 3) and torch.isfinite(images).all()
@@ -92,17 +117,45 @@ def test_bad_inputs(model, weights_dir, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     ref = torch.rand(1, 64, 64, 3)
     with pytest.raises(InputError, match="multiples of 64"):
-        run(nodes.DisPoseMotionEncoder, model=model, reference=ref, reference_pose=[person()],
-            driving_pose=[person()], width=100, height=64)  # fmt: skip
+        run(
+            nodes.DisPoseMotionEncoder,
+            model=model,
+            reference=ref,
+            reference_pose=[person()],
+            driving_pose=[person()],
+            width=100,
+            height=64,
+        )
     with pytest.raises(InputError, match="no person found"):
-        run(nodes.DisPoseMotionEncoder, model=model, reference=ref, reference_pose=[{"people": []}],
-            driving_pose=[person()], width=64, height=64)  # fmt: skip
+        run(
+            nodes.DisPoseMotionEncoder,
+            model=model,
+            reference=ref,
+            reference_pose=[{"people": []}],
+            driving_pose=[person()],
+            width=64,
+            height=64,
+        )
     with pytest.raises(InputError, match="no frames"):
-        run(nodes.DisPoseMotionEncoder, model=model, reference=ref, reference_pose=[person()],
-            driving_pose=[], width=64, height=64)  # fmt: skip
+        run(
+            nodes.DisPoseMotionEncoder,
+            model=model,
+            reference=ref,
+            reference_pose=[person()],
+            driving_pose=[],
+            width=64,
+            height=64,
+        )
     with pytest.raises(InputError, match="exactly one person"):
-        run(nodes.DisPoseMotionEncoder, model=model, reference=ref, reference_pose=[person()],
-            driving_pose=[{"people": []}], width=64, height=64)  # fmt: skip
+        run(
+            nodes.DisPoseMotionEncoder,
+            model=model,
+            reference=ref,
+            reference_pose=[person()],
+            driving_pose=[{"people": []}],
+            width=64,
+            height=64,
+        )
     with pytest.raises(InputError, match="LATENT"):
         run(nodes.DisPoseDecoder, model=model, latent=torch.zeros(1))
     with pytest.raises(InputError, match="motion encoder"):
@@ -119,3 +172,47 @@ def test_bad_inputs(model, weights_dir, monkeypatch):
             run(nodes.DisPoseLoader, **LOADER_ARGS)
     finally:
         (weights_dir / "vae_backup" / "config.json").rename(base / "vae" / "config.json")
+
+
+def test_cli_end_to_end(weights_dir, tmp_path):
+    import argparse
+    import json
+
+    from motionsuite.pipelines.core import video
+    from motionsuite.pipelines.dispose import cli
+
+    ref = tmp_path / "ref.png"
+    video.write_image(torch.rand(1, 48, 40, 3), ref)
+    (tmp_path / "ref.json").write_text(json.dumps([person()]))
+    (tmp_path / "drive.json").write_text(json.dumps([person(0.02, 100, 80), person(0.05, 100, 80)]))
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    out = tmp_path / "frames"
+    args = parser.parse_args(
+        [
+            "--reference",
+            str(ref),
+            "--reference-pose",
+            str(tmp_path / "ref.json"),
+            "--driving-pose",
+            str(tmp_path / "drive.json"),
+            "--output",
+            str(out),
+            "--weights-dir",
+            str(weights_dir),
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--steps",
+            "1",
+            "--max-guidance",
+            "1",
+            "--min-guidance",
+            "1",
+            "--precision",
+            "fp32",
+        ]
+    )
+    cli.run(args)
+    assert len(list(out.glob("*.png"))) == 2
