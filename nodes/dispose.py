@@ -99,7 +99,19 @@ class DisPoseLoader:
                         **_tip("UNet/ControlNet/VAE/CLIP precision (CMP always runs in fp32)."),
                     },
                 ),
-            }
+            },
+            "optional": {
+                "dift_folder": (
+                    "STRING",
+                    {
+                        "default": "stable-diffusion-v1-5",
+                        **_tip(
+                            "SD-1.5 diffusers folder under models/dispose for the DIFT keypoint features; "
+                            "empty = none (keypoint positions only, weaker likeness)."
+                        ),
+                    },
+                ),
+            },
         }
 
     RETURN_TYPES = ("MS_DISPOSE_MODEL",)
@@ -107,7 +119,7 @@ class DisPoseLoader:
     FUNCTION = "load"
     CATEGORY = CATEGORY
 
-    def load(self, base_folder, mimicmotion, controlnet, cmp, precision="auto"):
+    def load(self, base_folder, mimicmotion, controlnet, cmp, precision="auto", dift_folder=""):
         base = weights.find_file(FOLDER, base_folder)
         if base is None or not base.is_dir():
             raise InputError(
@@ -120,8 +132,18 @@ class DisPoseLoader:
             weights.resolve(spec, name)
             for spec, name in ((MIMICMOTION, mimicmotion), (DISPOSE, controlnet), (CMP_FILE, cmp))
         ]
+        dift = None
+        if dift_folder.strip():
+            dift = weights.find_file(FOLDER, dift_folder.strip())
+            if dift is None or not dift.is_dir():
+                raise InputError(
+                    f"DIFT folder '{dift_folder}' not found in models/dispose. Download "
+                    "stable-diffusion-v1-5/stable-diffusion-v1-5 (unet, vae, text_encoder, tokenizer, "
+                    "scheduler) there, or leave it empty to run without keypoint appearance features."
+                )
         dtype = resolve_dtype(precision, get_torch_device())
-        return (load_dispose(base, *files, dtype=dtype, device=get_offload_device()),)
+        model = load_dispose(base, *files, dift_folder=dift, dtype=dtype, device=get_offload_device())
+        return (model,)
 
 
 class DisPoseMotionEncoder:

@@ -80,9 +80,14 @@ def write_weights(root, seed: int = 0, cmp: bool = True) -> None:
         block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4, layers_per_block=1
     ).save_pretrained(base / "vae")
     clip = CLIPVisionConfig(
-        hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2, projection_dim=32,
-        image_size=224, patch_size=32,
-    )  # fmt: skip
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        projection_dim=32,
+        image_size=224,
+        patch_size=32,
+    )
     CLIPVisionModelWithProjection(clip).save_pretrained(base / "image_encoder")
     unet = MimicMotionUNet.from_config(UNET)
     sd = {f"unet.{k}": v.half() for k, v in random_state_dict(unet, seed + 1, gain=0.5).items()}
@@ -100,9 +105,26 @@ def write_weights(root, seed: int = 0, cmp: bool = True) -> None:
 
 def person(dx: float = 0.0, h: int = 0, w: int = 0, scale: float = 1.0) -> dict:
     """One POSE_KEYPOINT frame (comfyui_controlnet_aux layout) with a standing person."""
-    body = [(0.5, 0.15), (0.5, 0.25), (0.42, 0.25), (0.38, 0.4), (0.36, 0.55), (0.58, 0.25), (0.62, 0.4),
-            (0.64, 0.55), (0.45, 0.55), (0.45, 0.72), (0.45, 0.9), (0.55, 0.55), (0.55, 0.72), (0.55, 0.9),
-            (0.48, 0.13), (0.52, 0.13), (0.46, 0.14), (0.54, 0.14)]  # fmt: skip
+    body = [
+        (0.5, 0.15),
+        (0.5, 0.25),
+        (0.42, 0.25),
+        (0.38, 0.4),
+        (0.36, 0.55),
+        (0.58, 0.25),
+        (0.62, 0.4),
+        (0.64, 0.55),
+        (0.45, 0.55),
+        (0.45, 0.72),
+        (0.45, 0.9),
+        (0.55, 0.55),
+        (0.55, 0.72),
+        (0.55, 0.9),
+        (0.48, 0.13),
+        (0.52, 0.13),
+        (0.46, 0.14),
+        (0.54, 0.14),
+    ]
     flat = []
     for x, y in body:
         px, py = (x + dx) * scale, y * scale
@@ -111,3 +133,47 @@ def person(dx: float = 0.0, h: int = 0, w: int = 0, scale: float = 1.0) -> dict:
     if w:
         frame.update(canvas_width=w, canvas_height=h)
     return frame
+
+
+def write_sd15(folder) -> None:
+    """Tiny SD-1.5 diffusers folder for DIFT: up block 1 outputs ``POINT_EMBED`` channels."""
+    import json
+    from pathlib import Path
+
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    folder = Path(folder)
+    torch.manual_seed(3)
+    UNet2DConditionModel(
+        sample_size=8,
+        block_out_channels=(32, 32, POINT_EMBED, POINT_EMBED),
+        norm_num_groups=16,
+        layers_per_block=1,
+        cross_attention_dim=32,
+        attention_head_dim=8,
+    ).save_pretrained(folder / "unet")
+    AutoencoderKL(
+        block_out_channels=(32, 32, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+    ).save_pretrained(folder / "vae")
+    CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=64, hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2
+        )
+    ).save_pretrained(folder / "text_encoder")
+    DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(
+        folder / "scheduler"
+    )
+    tok = folder / "tokenizer"
+    tok.mkdir(parents=True, exist_ok=True)
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in "abcdefghijklmnopqrstuvwxyz":
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    (tok / "vocab.json").write_text(json.dumps(vocab))
+    (tok / "merges.txt").write_text("#version: 0.2\n")
+    (tok / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 77}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from dispose_tiny import person, write_weights
+from dispose_tiny import person, write_sd15, write_weights
 from motionsuite.nodes import dispose as nodes
 from motionsuite.pipelines.core import weights
 from motionsuite.pipelines.core.errors import InputError, MissingWeightsError
@@ -15,6 +15,7 @@ from motionsuite.pipelines.dispose import generate
 def weights_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("models_dispose")
     write_weights(root)
+    write_sd15(root / "sd15")
     weights.add_search_dir(nodes.FOLDER, root)
     return root
 
@@ -42,7 +43,8 @@ LOADER_ARGS = {
 
 @pytest.fixture(scope="module")
 def model(weights_dir):
-    (m,) = run(nodes.DisPoseLoader, **LOADER_ARGS)
+    (m,) = run(nodes.DisPoseLoader, **LOADER_ARGS, dift_folder="sd15")
+    assert m.dift is not None
     return m
 
 
@@ -70,6 +72,9 @@ def test_encoder_outputs_and_cache(model, condition):
     assert preview[1:].sum() > 0  # driving skeletons were drawn
     assert cond.controlnet_flow.shape == (1, 3, 2, 64, 128) and cond.traj_flow.shape == (1, 3, 2, 64, 128)
     assert cond.traj_flow.abs().sum() > 0
+    # DIFT keypoint features: one row per visible reference keypoint, finite and non-zero.
+    assert cond.ref_point_emb.shape == (1, 18, 48)
+    assert torch.isfinite(cond.ref_point_emb).all() and (cond.ref_point_emb.abs().sum(-1) > 0).all()
     again, _ = run(
         nodes.DisPoseMotionEncoder,
         model=model,
@@ -162,6 +167,8 @@ def test_bad_inputs(model, weights_dir, monkeypatch):
         run(nodes.DisPoseSampler, model=model, condition={})
     with pytest.raises(InputError, match="base folder"):
         run(nodes.DisPoseLoader, **{**LOADER_ARGS, "base_folder": "nope"})
+    with pytest.raises(InputError, match="DIFT folder"):
+        run(nodes.DisPoseLoader, **LOADER_ARGS, dift_folder="no_such_sd")
     with pytest.raises(MissingWeightsError, match="missing.pth"):
         run(nodes.DisPoseLoader, **{**LOADER_ARGS, "cmp": "missing.pth"})
     (weights_dir / "vae_backup").mkdir()

@@ -22,7 +22,7 @@ from ..core.errors import InputError
 from ..core.memory import on_device
 from . import pose as pose_mod
 from .loading import DisPoseModel
-from .motion import dense_flow, trajectory_field
+from .motion import dense_flow, reference_point_embedding, trajectory_field
 from .sampling import Guidance, SamplerSettings, initial_noise, sample
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -146,8 +146,13 @@ def encode_motion(
     traj = trajectory_field(point_list, height, width)
     with on_device(model.cmp, dtype=torch.float32):
         flow = dense_flow(model.cmp, ref_img, point_list)
-    emb_dim = model.controlnet.point_adapter.embedding_channels
-    cond = MotionConditioning(ref_img, pose_pixels, point_list, flow, traj, torch.zeros(1, 18, emb_dim))
+    if model.dift is not None:
+        with on_device(*model.dift.modules):
+            feats = model.dift(ref_img * 2 - 1)
+        ref_emb = reference_point_embedding(feats, ref_bodies, height, width)
+    else:  # no SD-1.5 folder: keypoint positions only (weaker identity transfer)
+        ref_emb = torch.zeros(1, 18, model.controlnet.point_adapter.embedding_channels)
+    cond = MotionConditioning(ref_img, pose_pixels, point_list, flow, traj, ref_emb)
     _CACHE[key] = cond
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)

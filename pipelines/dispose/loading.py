@@ -75,6 +75,7 @@ class DisPoseModel:
     image_encoder: CLIPVisionModelWithProjection
     scheduler_config: dict
     cmp: CMP | None = None
+    dift: object | None = None  # DiftFeaturizer (SD-1.5) or None: zero keypoint features
     name: str = "dispose"
     extras: dict = field(default_factory=dict)
 
@@ -131,6 +132,7 @@ def load_dispose(
     dispose_file: str | os.PathLike,
     cmp_file: str | os.PathLike | None,
     pose_net_file: str | os.PathLike | None = None,
+    dift_folder: str | os.PathLike | None = None,
     dtype: torch.dtype = torch.float16,
     device: torch.device | str = "cpu",
 ) -> DisPoseModel:
@@ -175,4 +177,15 @@ def load_dispose(
     image_encoder.to(device=device, dtype=dtype).eval().requires_grad_(False)
     if cmp is not None:
         cmp.to(device)
-    return DisPoseModel(unet, pose_net, controlnet, vae, image_encoder, scheduler_config, cmp)
+    dift = None
+    if dift_folder is not None:
+        from .dift import DiftFeaturizer
+
+        dift = DiftFeaturizer.from_folder(dift_folder, dtype=dtype)
+        width = dift.unet.up_blocks[1].resnets[-1].out_channels
+        if width != controlnet.point_adapter.embedding_channels:
+            raise WeightsMismatchError(
+                f"DIFT features have {width} channels but the ControlNet expects "
+                f"{controlnet.point_adapter.embedding_channels}; use Stable Diffusion 1.5 for DIFT."
+            )
+    return DisPoseModel(unet, pose_net, controlnet, vae, image_encoder, scheduler_config, cmp, dift)
