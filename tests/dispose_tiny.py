@@ -35,3 +35,145 @@ UNET = {
 
 #: PointAdapter embedding width in the tiny fixtures (DIFT SD1.5 up-block-1 width is 1280 in the release).
 POINT_EMBED = 48
+
+SCHEDULER = {
+    "_class_name": "EulerDiscreteScheduler",
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "interpolation_type": "linear",
+    "num_train_timesteps": 1000,
+    "prediction_type": "v_prediction",
+    "sigma_max": 700.0,
+    "sigma_min": 0.002,
+    "steps_offset": 1,
+    "timestep_spacing": "leading",
+    "timestep_type": "continuous",
+    "use_karras_sigmas": True,
+}
+
+
+def write_weights(root, seed: int = 0, cmp: bool = True) -> None:
+    """Tiny SVD base folder, MimicMotion_1-1.pth, DisPose.pth and a CMP .pth.tar in the released layouts."""
+    import json
+    from pathlib import Path
+
+    import torch
+    from diffusers import AutoencoderKLTemporalDecoder
+    from motionsuite.models.dispose.cmp import CMP
+    from motionsuite.models.dispose.controlnet import DisPoseControlNet
+    from motionsuite.models.dispose.pose_net import PoseNet
+    from motionsuite.models.dispose.unet import MimicMotionUNet
+    from parity_utils import random_state_dict
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    root = Path(root)
+    base = root / "stable-video-diffusion-img2vid-xt-1-1"
+    (base / "unet").mkdir(parents=True, exist_ok=True)
+    (base / "scheduler").mkdir(parents=True, exist_ok=True)
+    (base / "unet" / "config.json").write_text(
+        json.dumps({"_class_name": "UNetSpatioTemporalConditionModel", **UNET})
+    )
+    (base / "scheduler" / "scheduler_config.json").write_text(json.dumps(SCHEDULER))
+    torch.manual_seed(seed)
+    AutoencoderKLTemporalDecoder(
+        block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4, layers_per_block=1
+    ).save_pretrained(base / "vae")
+    clip = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        projection_dim=32,
+        image_size=224,
+        patch_size=32,
+    )
+    CLIPVisionModelWithProjection(clip).save_pretrained(base / "image_encoder")
+    unet = MimicMotionUNet.from_config(UNET)
+    sd = {f"unet.{k}": v.half() for k, v in random_state_dict(unet, seed + 1, gain=0.5).items()}
+    sd.update({f"pose_net.{k}": v.half() for k, v in random_state_dict(PoseNet(32), seed + 2).items()})
+    torch.save(sd, root / "MimicMotion_1-1.pth")
+    cn = DisPoseControlNet.from_unet_config(UNET, POINT_EMBED)
+    torch.save(random_state_dict(cn, seed + 3, gain=0.5), root / "DisPose.pth")
+    if cmp:
+        net_sd = {f"module.{k}": v for k, v in random_state_dict(CMP(), seed + 4).items()}
+        torch.save(
+            {"step": 42000, "state_dict": net_sd, "optimizer": {"state": {}}},
+            root / "ckpt_iter_42000.pth.tar",
+        )
+
+
+def person(dx: float = 0.0, h: int = 0, w: int = 0, scale: float = 1.0) -> dict:
+    """One POSE_KEYPOINT frame (comfyui_controlnet_aux layout) with a standing person."""
+    body = [
+        (0.5, 0.15),
+        (0.5, 0.25),
+        (0.42, 0.25),
+        (0.38, 0.4),
+        (0.36, 0.55),
+        (0.58, 0.25),
+        (0.62, 0.4),
+        (0.64, 0.55),
+        (0.45, 0.55),
+        (0.45, 0.72),
+        (0.45, 0.9),
+        (0.55, 0.55),
+        (0.55, 0.72),
+        (0.55, 0.9),
+        (0.48, 0.13),
+        (0.52, 0.13),
+        (0.46, 0.14),
+        (0.54, 0.14),
+    ]
+    flat = []
+    for x, y in body:
+        px, py = (x + dx) * scale, y * scale
+        flat += [px * w, py * h, 0.9] if w else [px, py, 0.9]
+    frame = {"people": [{"pose_keypoints_2d": flat}]}
+    if w:
+        frame.update(canvas_width=w, canvas_height=h)
+    return frame
+
+
+def write_sd15(folder) -> None:
+    """Tiny SD-1.5 diffusers folder for DIFT: up block 1 outputs ``POINT_EMBED`` channels."""
+    import json
+    from pathlib import Path
+
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    folder = Path(folder)
+    torch.manual_seed(3)
+    UNet2DConditionModel(
+        sample_size=8,
+        block_out_channels=(32, 32, POINT_EMBED, POINT_EMBED),
+        norm_num_groups=16,
+        layers_per_block=1,
+        cross_attention_dim=32,
+        attention_head_dim=8,
+    ).save_pretrained(folder / "unet")
+    AutoencoderKL(
+        block_out_channels=(32, 32, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+    ).save_pretrained(folder / "vae")
+    CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=64, hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2
+        )
+    ).save_pretrained(folder / "text_encoder")
+    DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(
+        folder / "scheduler"
+    )
+    tok = folder / "tokenizer"
+    tok.mkdir(parents=True, exist_ok=True)
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in "abcdefghijklmnopqrstuvwxyz":
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    (tok / "vocab.json").write_text(json.dumps(vocab))
+    (tok / "merges.txt").write_text("#version: 0.2\n")
+    (tok / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 77}))
