@@ -59,9 +59,11 @@ def test_every_input_has_tooltip():
 
 def test_canvas_from_text_json_and_code():
     case = CASES[0]
-    (from_code,) = _run(nodes.OmostCanvasFromText, text=case["reply"])
+    out = _run(nodes.OmostCanvasFromText, text=case["reply"])
+    (from_code,) = out["result"]
     assert from_code == case["entries"]
-    (from_json,) = _run(nodes.OmostCanvasFromText, text=json.dumps(case["entries"]))
+    assert json.loads(out["ui"]["omost_canvas"][0]) == case["entries"]  # what the canvas editor opens
+    (from_json,) = _run(nodes.OmostCanvasFromText, text=json.dumps(case["entries"]))["result"]
     assert from_json == case["entries"]
     with pytest.raises(ValueError, match="empty"):
         _run(nodes.OmostCanvasFromText, text=" ")
