@@ -1,6 +1,12 @@
-"""DenseDiffusion attention: SDPA + additive bias against the materialised formula (time, peak memory).
+"""Omost speed: DenseDiffusion attention (SDPA vs materialised) and local chat tokens/s.
 
     python bench/omost.py [--device cuda] [--dtype fp16] [--pixels 4096 16384] [--tokens 1001]
+    python bench/omost.py --chat [--chat-tokens 256] [--chat-width 256 --chat-layers 4]
+
+Chat: a small random Llama (word-level tokenizer, built in a temporary folder) answers through the
+pack's streaming local backend (``LocalLLM.chat``: progress bar, interrupt checks, forked-RNG seed,
+offload) and through plain ``model.generate`` on the same model and prompt; tokens/s of both, greedy,
+no early stop (the model has no EOS), so both write exactly ``--chat-tokens`` tokens.
 
 Sizes follow SDXL at 1024x1024: 64x64 = 4096 pixels at the cross-attention levels with 10 heads of 64
 channels, and 13 bags x 77 = 1001 text tokens (a canvas with ~6 regions), CFG batch 2 (uncond, cond).
@@ -40,14 +46,64 @@ def measure(fn, device: torch.device, repeats: int) -> tuple[float, float]:
     return (time.perf_counter() - start) / repeats * 1000, peak
 
 
+def bench_chat(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    local = __import__(f"{pkg}.pipelines.omost.llm_local", fromlist=["x"])
+    words = [f"w{i}" for i in range(2000)]
+    vocab = {w: i for i, w in enumerate(["<unk>", "<s>", "</s>", *words])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    template = ("{% for m in messages %}{{ m['content'] }} {% endfor %}")
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
+                                   chat_template=template)
+    width = args.chat_width
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=width, intermediate_size=width * 3,
+                         num_hidden_layers=args.chat_layers, num_attention_heads=args.chat_width // 64,
+                         max_position_embeddings=4096, bos_token_id=1, eos_token_id=None, pad_token_id=0)
+    messages = [{"role": "system", "content": " ".join(words[:300])}, {"role": "user", "content": "w5 w6 w7"}]
+    with tempfile.TemporaryDirectory() as folder:
+        torch.manual_seed(0)
+        LlamaForCausalLM(config).save_pretrained(folder)
+        fast.save_pretrained(folder)
+        llm = local.LocalLLM(folder, dtype="fp32" if args.device == "cpu" else args.dtype, keep_loaded=True)
+        llm.chat(messages, temperature=0, max_new_tokens=8)  # load and warm up
+        n = args.chat_tokens
+        start = time.perf_counter()
+        ours = llm.chat(messages, temperature=0, max_new_tokens=n, stream=True, on_token=lambda _: None)
+        t_ours = time.perf_counter() - start
+        device = next(llm.model.parameters()).device
+        prompt = " ".join(m["content"] for m in messages)
+        ids = torch.tensor([fast(prompt)["input_ids"]], device=device)
+        with torch.inference_mode():
+            start = time.perf_counter()
+            out = llm.model.generate(ids, max_new_tokens=n, do_sample=False, pad_token_id=0,
+                                     attention_mask=torch.ones_like(ids))
+            t_plain = time.perf_counter() - start
+    assert len(ours.split()) == n and out.shape[1] - ids.shape[1] == n
+    params = sum(p.numel() for p in llm.model.parameters()) / 1e6
+    print(f"chat: Llama {params:.1f}M params, prompt {ids.shape[1]} tokens, {n} new tokens, device {device}")
+    print(f"streaming LocalLLM.chat: {n / t_ours:.1f} tok/s | plain generate: {n / t_plain:.1f} tok/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--chat", action="store_true", help="benchmark local chat tokens/s instead")
+    parser.add_argument("--chat-tokens", type=int, default=256)
+    parser.add_argument("--chat-width", type=int, default=256)
+    parser.add_argument("--chat-layers", type=int, default=4)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="fp16", choices=["fp16", "bf16", "fp32"])
     parser.add_argument("--pixels", type=int, nargs="+", default=[4096, 16384])
     parser.add_argument("--tokens", type=int, default=1001)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
+    if args.chat:
+        bench_chat(args)
+        return
     device = torch.device(args.device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
     if device.type == "cpu":

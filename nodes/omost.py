@@ -10,7 +10,7 @@ import logging
 
 from ..pipelines.core.device import DTYPE_CHOICES
 from ..pipelines.core.errors import InputError
-from ..pipelines.omost.canvas import load_canvas_json, parse_text, validate_canvas
+from ..pipelines.omost.canvas import canvas_to_json, load_canvas_json, parse_text, validate_canvas
 from ..pipelines.omost.chat import chat_canvas, validate_conversation
 from ..pipelines.omost.llm_local import LocalLLM, list_models, resolve_model_dir
 from ..pipelines.omost.llm_server import ServerLLM
@@ -155,11 +155,14 @@ class OmostCanvasFromText:
         if not isinstance(text, str) or not text.strip():
             raise InputError("The canvas text is empty; paste a canvas JSON list or canvas code.")
         if format == "json" or (format == "auto" and text.lstrip().startswith("[")):
-            return (load_canvas_json(text),)
-        parsed = parse_text(text)
-        for warning in parsed.warnings:
-            log.warning("Omost: %s", warning)
-        return (parsed.entries,)
+            entries = load_canvas_json(text)
+        else:
+            parsed = parse_text(text)
+            for warning in parsed.warnings:
+                log.warning("Omost: %s", warning)
+            entries = parsed.entries
+        # the canvas editor (web/omost_canvas_editor.js) opens this JSON when the text is code or a reply
+        return {"ui": {"omost_canvas": [canvas_to_json(entries)]}, "result": (entries,)}
 
 
 class OmostRender:

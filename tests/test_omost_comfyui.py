@@ -10,12 +10,14 @@ output as unpatched attention; with regions the negative (uncond) half is unchan
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
 from conftest import ROOT
+from test_comfyui_integration import server  # noqa: F401 - real ComfyUI server with the pack
 
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
 pytestmark = pytest.mark.skipif(not COMFYUI_DIR, reason="set COMFYUI_DIR to a ComfyUI checkout to run")
@@ -74,3 +76,21 @@ def test_region_attention_in_comfyui_unet():
     code = f"COMFY = {COMFYUI_DIR!r}\nROOT = {str(ROOT)!r}\n" + SCRIPT
     proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300, cwd=COMFYUI_DIR)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-4000:]
+
+
+def test_canvas_editor_served_by_comfyui(server):  # noqa: F811 - the ComfyUI server fixture
+    """ComfyUI lists the editor among the front-end extensions and serves it and its modules."""
+    import urllib.request
+
+    url, _, _ = server
+    with urllib.request.urlopen(url + "/extensions", timeout=30) as r:
+        listed = json.loads(r.read())
+    entry = "/extensions/ComfyUI-MotionSuite/omost_canvas_editor.js"
+    assert entry in listed, listed
+    for path in (entry, "/extensions/ComfyUI-MotionSuite/omost/editor.js",
+                 "/extensions/ComfyUI-MotionSuite/omost/canvas_model.js"):
+        with urllib.request.urlopen(url + path, timeout=30) as r:
+            body = r.read().decode()
+        local = (ROOT / "web" / path.split("/ComfyUI-MotionSuite/", 1)[1]).read_text()
+        assert body == local and "javascript" in r.headers["Content-Type"], path
+    assert "http" not in (ROOT / "web/omost/editor.js").read_text()  # nothing fetched from outside

@@ -59,9 +59,11 @@ def test_every_input_has_tooltip():
 
 def test_canvas_from_text_json_and_code():
     case = CASES[0]
-    (from_code,) = _run(nodes.OmostCanvasFromText, text=case["reply"])
+    out = _run(nodes.OmostCanvasFromText, text=case["reply"])
+    (from_code,) = out["result"]
     assert from_code == case["entries"]
-    (from_json,) = _run(nodes.OmostCanvasFromText, text=json.dumps(case["entries"]))
+    assert json.loads(out["ui"]["omost_canvas"][0]) == case["entries"]  # what the canvas editor opens
+    (from_json,) = _run(nodes.OmostCanvasFromText, text=json.dumps(case["entries"]))["result"]
     assert from_json == case["entries"]
     with pytest.raises(ValueError, match="empty"):
         _run(nodes.OmostCanvasFromText, text=" ")
@@ -202,6 +204,11 @@ def test_region_attention_node(method):
         ref[:2] = at._merge(torch.nn.functional.scaled_dot_product_attention(
             at._heads(q[:2], heads), at._heads(k[:2, :length], heads), at._heads(v[:2, :length], heads)))
     assert (out - ref).abs().max().item() <= 1e-5
+    # ComfyUI may run the negative alone (its own 77 tokens): ordinary attention
+    alone = patch(q[:2], k[:2, :77], v[:2, :77], {**opts, "cond_or_uncond": [1]})
+    plain = at._merge(torch.nn.functional.scaled_dot_product_attention(
+        at._heads(q[:2], heads), at._heads(k[:2, :77], heads), at._heads(v[:2, :77], heads)))
+    assert (alone - plain).abs().max().item() <= 1e-6
     with pytest.raises(RuntimeError, match="context tokens"):
         patch(q, k[:, :length + 1], v[:, :length + 1], opts)
 

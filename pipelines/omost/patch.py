@@ -60,6 +60,9 @@ class RegionAttentionPatch:
         heads = extra_options["n_heads"]
         latent_hw = tuple(extra_options["original_shape"][-2:])
         cond_or_uncond = extra_options.get("cond_or_uncond")
+        if cond_or_uncond and 0 not in cond_or_uncond:  # a negative-only batch: ordinary attention
+            plain = F.scaled_dot_product_attention(_heads(q, heads), _heads(k, heads), _heads(v, heads))
+            return _merge(plain)
         total = sum(self.token_counts)
         if k.shape[1] != total:
             if k.shape[1] % total:
