@@ -306,7 +306,16 @@ class OpenSoraEncoder:
                         "tooltip": "Seed of the posterior sample when not deterministic.",
                     },
                 ),
-            }
+            },
+            "optional": {
+                "more_images": (
+                    "IMAGE",
+                    {
+                        "tooltip": "Further reference image(s) appended after 'images' (e.g. the last "
+                        "frame), each fitted on its own; only with as_video off."
+                    },
+                ),
+            },
         }
 
     RETURN_TYPES = ("LATENT",)
@@ -314,10 +323,19 @@ class OpenSoraEncoder:
     FUNCTION = "encode"
     CATEGORY = CATEGORY
 
-    def encode(self, model, images, as_video=False, fit="crop", deterministic=True, seed=0):
-        if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[-1] not in (3, 4):
-            raise InputError("images must be an IMAGE batch (N,H,W,3).")
-        return (generate.encode_frames(model, images[..., :3], as_video, fit, deterministic, seed),)
+    def encode(self, model, images, as_video=False, fit="crop", deterministic=True, seed=0, more_images=None):
+        for value in (images, more_images):
+            if value is not None and (
+                not isinstance(value, torch.Tensor) or value.dim() != 4 or value.shape[-1] not in (3, 4)
+            ):
+                raise InputError("images must be an IMAGE batch (N,H,W,3).")
+        out = generate.encode_frames(model, images[..., :3], as_video, fit, deterministic, seed)
+        if more_images is not None:
+            if as_video:
+                raise InputError("more_images works with as_video off (separate reference images).")
+            more = generate.encode_frames(model, more_images[..., :3], False, fit, deterministic, seed + 1)
+            out = {"samples": torch.cat([out["samples"], more["samples"]]), "num_frames": 1}
+        return (out,)
 
 
 class OpenSoraSampler:
