@@ -1,0 +1,101 @@
+"""Loading the released Open-Sora 1.0 / 1.1 and PixArt checkpoints onto the pack's networks.
+
+Files as published, keys unchanged:
+
+* STDiT2 (v1.1): ``hpcai-tech/OpenSora-STDiT-v2-stage3`` (or ``-stage2``), a folder with
+  ``config.json`` + ``model.safetensors``; or one ``.safetensors``/``.pth`` beside a same-named
+  ``.json``; a bare weights file gets the XL/2 config.
+* STDiT (v1.0): ``hpcai-tech/Open-Sora`` ``OpenSora-v1-*.pth`` (training format, fixed positional
+  tables stored in the file) or the HF-format folders ``hpcai-tech/OpenSora-STDiT-v1-*``.
+* PixArt-α/Σ: ``PixArt-XL-2-*.pth`` / ``PixArt-Sigma-XL-2-*.pth`` (``{"state_dict": ...}``, 2-D
+  patch-embedding kernel).
+
+Torch pickles load with ``weights_only=True`` (through the runtime's ``weights.load_state_dict``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from ...pipelines.core import weights
+from ...pipelines.core.errors import MissingWeightsError
+from .stdit2 import STDiT2, STDiT2Config
+
+STDIT2_SOURCE = "https://huggingface.co/hpcai-tech/OpenSora-STDiT-v2-stage3 (config.json + model.safetensors)"
+
+
+def checkpoint_files(path: str | Path, source: str) -> tuple[Path | None, Path]:
+    """(config json or None, weights file) for a checkpoint given as a folder or as a weights file."""
+    path = Path(path)
+    if path.is_dir():
+        model = next(
+            (path / n for n in ("model.safetensors", "diffusion_pytorch_model.safetensors", "model.pth")
+             if (path / n).is_file()),
+            path / "model.safetensors",
+        )  # fmt: skip
+        config = path / "config.json"
+        if not model.is_file() or not config.is_file():
+            raise MissingWeightsError(
+                f"Checkpoint folder '{path}' needs config.json and model.safetensors; "
+                f"download them from {source}."
+            )
+        return config, model
+    if not path.is_file():
+        raise MissingWeightsError(f"Checkpoint '{path}' does not exist; download it from {source}.")
+    config = path.with_suffix(".json")
+    return (config if config.is_file() else None), path
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint file, unwrapped from training containers (``state_dict``/``model``/``ema``)
+    and with a DDP ``module.`` prefix removed."""
+    sd = weights.load_state_dict(path)
+    for key in ("state_dict", "model", "ema", "module"):
+        if isinstance(sd.get(key), Mapping) and not torch.is_tensor(sd[key]):
+            sd = sd[key]
+            break
+    return weights.strip_prefix({k: v for k, v in sd.items() if torch.is_tensor(v)}, "module.")
+
+
+def _rope_freqs(head_dim: int) -> torch.Tensor:
+    return 1.0 / 10000 ** (torch.arange(0, head_dim, 2)[: head_dim // 2].float() / head_dim)
+
+
+def _finish(model: torch.nn.Module, dtype: torch.dtype, device) -> torch.nn.Module:
+    return model.eval().requires_grad_(False).to(device=device, dtype=dtype)
+
+
+def load_stdit2_state_dict(model: STDiT2, sd: Mapping[str, torch.Tensor]) -> STDiT2:
+    """Strictly load a released STDiT2 state dict (``rope.freqs`` may be absent: it is fixed)."""
+    sd = dict(sd)
+    sd.setdefault("rope.freqs", _rope_freqs(model.config.hidden_size // model.config.num_heads))
+    weights.load_into(model, sd, "Open-Sora 1.1 STDiT2")
+    return model
+
+
+def load_stdit2(
+    path: str | Path, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+) -> STDiT2:
+    """Build STDiT2 from its ``config.json`` (XL/2 defaults when there is none) and load the weights."""
+    config_path, model_path = checkpoint_files(path, STDIT2_SOURCE)
+    config = STDiT2Config.from_json(config_path) if config_path else STDiT2Config()
+    model = STDiT2(config)
+    load_stdit2_state_dict(model, read_state_dict(model_path))
+    return _finish(model, dtype, device)
+
+
+def save_pretrained(model: torch.nn.Module, folder: str | Path) -> Path:
+    """Write ``config.json`` + ``model.safetensors`` (the HF layout) for tests and conversions."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2))
+    save_file(
+        {k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors")
+    )
+    return folder
