@@ -23,8 +23,10 @@ import torch
 
 from ...pipelines.core import weights
 from ...pipelines.core.errors import MissingWeightsError
+from .stdit import STDiT, STDiTConfig
 from .stdit2 import STDiT2, STDiT2Config
 
+STDIT_SOURCE = "https://huggingface.co/hpcai-tech/Open-Sora (OpenSora-v1-HQ-16x512x512.pth and siblings)"
 STDIT2_SOURCE = "https://huggingface.co/hpcai-tech/OpenSora-STDiT-v2-stage3 (config.json + model.safetensors)"
 
 
@@ -99,3 +101,43 @@ def save_pretrained(model: torch.nn.Module, folder: str | Path) -> Path:
         {k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors")
     )
     return folder
+
+
+def fit_caption_table(sd: dict[str, torch.Tensor], length: int, key: str = "y_embedding.") -> None:
+    """Pad (repeating the last row) or cut the learned null caption to ``length`` tokens, in place,
+    as upstream does when a checkpoint meets a model with another ``model_max_length``."""
+    for k in [k for k in sd if k.endswith(key + "y_embedding") or k == "y_embedder.y_embedding"]:
+        table = sd[k]
+        if table.shape[0] < length:
+            table = torch.cat([table, table[-1:].expand(length - table.shape[0], -1)])
+        sd[k] = table[:length]
+
+
+def stdit_config_for(path: str | Path) -> STDiTConfig:
+    """Config of a released v1.0 file from its name: the 256² models were trained with
+    ``space_scale`` 0.5, the 512² ones with 1.0; ``64x`` (64-frame) models with ``time_scale`` 2/3."""
+    name = Path(path).name.lower()
+    return STDiTConfig(space_scale=0.5 if "256" in name else 1.0, time_scale=2 / 3 if "64x" in name else 1.0)
+
+
+def load_stdit(
+    path: str | Path,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    config: STDiTConfig | None = None,
+) -> STDiT:
+    """Build STDiT (v1.0) and load a released ``.pth`` or HF-format folder.
+
+    The stored positional tables (``pos_embed``, ``pos_embed_temporal``) are dropped, as upstream
+    does: the network computes them from ``space_scale``/``time_scale``. Without a config file the
+    scales are read from the file name (:func:`stdit_config_for`).
+    """
+    config_path, model_path = checkpoint_files(path, STDIT_SOURCE)
+    if config is None:
+        config = STDiTConfig.from_json(config_path) if config_path else stdit_config_for(model_path)
+    sd = read_state_dict(model_path)
+    sd = {k: v for k, v in sd.items() if k not in ("pos_embed", "pos_embed_temporal")}
+    fit_caption_table(sd, config.model_max_length)
+    model = STDiT(config)
+    weights.load_into(model, sd, "Open-Sora 1.0 STDiT")
+    return _finish(model, dtype, device)
