@@ -23,10 +23,15 @@ import torch
 
 from ...pipelines.core import weights
 from ...pipelines.core.errors import MissingWeightsError
+from .pixart import PixArt, PixArtConfig
 from .stdit import STDiT, STDiTConfig
 from .stdit2 import STDiT2, STDiT2Config
 
 STDIT_SOURCE = "https://huggingface.co/hpcai-tech/Open-Sora (OpenSora-v1-HQ-16x512x512.pth and siblings)"
+PIXART_SOURCE = (
+    "https://huggingface.co/PixArt-alpha/PixArt-alpha (PixArt-XL-2-*.pth) or "
+    "https://huggingface.co/PixArt-alpha/PixArt-Sigma (PixArt-Sigma-XL-2-*.pth)"
+)
 STDIT2_SOURCE = "https://huggingface.co/hpcai-tech/OpenSora-STDiT-v2-stage3 (config.json + model.safetensors)"
 
 
@@ -140,4 +145,60 @@ def load_stdit(
     fit_caption_table(sd, config.model_max_length)
     model = STDiT(config)
     weights.load_into(model, sd, "Open-Sora 1.0 STDiT")
+    return _finish(model, dtype, device)
+
+
+def pixart_config_for(path: str | Path) -> PixArtConfig:
+    """Config of a released PixArt file from its name (trained size, positional-table scale
+    ``space_scale`` = pe interpolation, caption length 120 for α and 300 for Σ, MS micro-conditions
+    for α-1024-MS). :func:`load_pixart` further corrects width, depth, caption length and the
+    micro-conditions from the tensors in the file."""
+    name = Path(path).name
+    sigma = "sigma" in name.lower()
+    size = 256
+    for pixels in (2048, 1024, 512, 256):
+        if str(pixels) in name or (pixels == 2048 and "2K" in name):
+            size = pixels
+            break
+    latent = size // 8
+    return PixArtConfig(
+        input_size=(latent, latent),
+        space_scale={256: 0.5 if sigma else 1.0, 512: 1.0, 1024: 2.0, 2048: 4.0}[size],
+        model_max_length=300 if sigma else 120,
+        micro_conditions="MS" in name and not sigma,
+    )
+
+
+def _pixart_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Released PixArt tensors with the 2-D patch kernel made 3-D and the stored tables dropped."""
+    sd = read_state_dict(path)
+    sd = {k: v for k, v in sd.items() if k not in ("pos_embed", "pos_embed_temporal")}
+    kernel = sd.get("x_embedder.proj.weight")
+    if kernel is not None and kernel.dim() == 4:
+        sd["x_embedder.proj.weight"] = kernel.unsqueeze(2)
+    return sd
+
+
+def load_pixart(
+    path: str | Path,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    config: PixArtConfig | None = None,
+) -> PixArt:
+    """Build PixArt-α/Σ (α-MS included) and load a released ``.pth``/``.safetensors``."""
+    config_path, model_path = checkpoint_files(path, PIXART_SOURCE)
+    sd = _pixart_state_dict(model_path)
+    if config is None:
+        if config_path:
+            config = PixArtConfig.from_json(config_path)
+        else:
+            config = pixart_config_for(model_path)
+            hidden = sd["t_block.1.weight"].shape[1]
+            depth = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
+            config.hidden_size, config.depth, config.num_heads = hidden, depth, hidden // 72
+            config.model_max_length = sd["y_embedder.y_embedding"].shape[0]
+            config.micro_conditions = any(k.startswith("csize_embedder.") for k in sd)
+    fit_caption_table(sd, config.model_max_length)
+    model = PixArt(config)
+    weights.load_into(model, sd, "PixArt")
     return _finish(model, dtype, device)
