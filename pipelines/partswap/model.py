@@ -37,7 +37,7 @@ WEIGHTS: dict[str, weights.WeightSpec] = {
         filename=f"vox-{n}segments.pth.tar",
         folder=FOLDER,
         source=_COSEG,
-        size="about 90 MB (from the parameter count)",
+        size="about 270 MB (estimated: 22 M weights + Adam state)",
         description=f"Part swap with {n} learned face/head parts, VoxCeleb 256x256.",
     )
     for n in (5, 10, 15)
@@ -46,7 +46,7 @@ WEIGHTS["vox-first-order.pth.tar"] = weights.WeightSpec(
     filename="vox-first-order.pth.tar",
     folder=FOLDER,
     source=_COSEG,
-    size="about 240 MB (from the parameter count)",
+    size="about 700 MB (estimated, like FOMM vox-cpk)",
     description="FOMM-aligned part swap (use with the face parser).",
 )
 PARSER = weights.WeightSpec(
