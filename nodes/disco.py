@@ -49,8 +49,8 @@ class DiscoLoader:
                     _checkpoints(),
                     {
                         "tooltip": "DisCo mp_rank_00_model_states.pt (or converted "
-                        ".safetensors) under models/disco; the parent folder name (e.g. tiktok_cfg) "
-                        "selects the default guidance."
+                        ".safetensors) under models/disco, image or temporal model (told apart by its "
+                        "weights); the parent folder name (e.g. tiktok_cfg) selects the default guidance."
                     },
                 ),
                 "base_folder": (
@@ -167,7 +167,7 @@ class DiscoEncoder:
 
 
 class DiscoSampler:
-    """DDIM sampling of one frame per pose, guided by both ControlNets."""
+    """DDIM sampling of one frame per pose, guided by both ControlNets (temporal model: in windows)."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -243,14 +243,38 @@ class DiscoSampler:
                         "default": 8,
                         "min": 1,
                         "max": 256,
-                        "tooltip": "Frames per UNet call; lower it when memory runs out.",
+                        "tooltip": "Image model: frames per UNet call; lower it when memory runs out. "
+                        "The temporal model runs one window per call instead.",
                     },
                 ),
                 "keep_model_loaded": (
                     "BOOLEAN",
                     {"default": False, "tooltip": "Keep the networks on the GPU after sampling."},
                 ),
-            }
+            },
+            "optional": {
+                "frames_per_window": (
+                    "INT",
+                    {
+                        "default": 16,
+                        "min": 1,
+                        "max": 128,
+                        "tooltip": "Temporal model only: frames denoised together (trained on 16). "
+                        "Shorter videos run as one shorter window. Ignored by image models.",
+                    },
+                ),
+                "overlap": (
+                    "INT",
+                    {
+                        "default": 0,
+                        "min": 0,
+                        "max": 127,
+                        "tooltip": "Temporal model only: frames shared by neighbouring windows, blended "
+                        "every step so windows join without seams (e.g. 4-8). 0 = DisCo's separate "
+                        "windows. Must be below frames_per_window; more overlap = more windows to run.",
+                    },
+                ),
+            },
         }
 
     RETURN_TYPES = ("LATENT",)
@@ -271,6 +295,8 @@ class DiscoSampler:
         seed=42,
         batch_size=8,
         keep_model_loaded=False,
+        frames_per_window=16,
+        overlap=0,
     ):
         settings = sampling.SamplerSettings(
             steps=steps,
@@ -280,6 +306,8 @@ class DiscoSampler:
             background_scale=background_scale,
             seed=seed,
             batch_size=batch_size,
+            window=frames_per_window,
+            overlap=overlap,
         )
         latents = generate.generate(model, condition, poses, settings, keep_loaded=keep_model_loaded)
         return ({"samples": latents},)

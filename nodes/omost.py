@@ -14,6 +14,7 @@ from ..pipelines.omost.canvas import load_canvas_json, parse_text, validate_canv
 from ..pipelines.omost.chat import chat_canvas, validate_conversation
 from ..pipelines.omost.llm_local import LocalLLM, list_models, resolve_model_dir
 from ..pipelines.omost.llm_server import ServerLLM
+from ..pipelines.omost.multidiffusion import apply_multi_diffusion
 from ..pipelines.omost.patch import METHODS, apply_region_attention, encode_canvas
 from ..pipelines.omost.regional import mask_conditioning
 from ..pipelines.omost.render import render_layout_image, render_masks
@@ -245,6 +246,39 @@ class OmostRegionAttention:
         return apply_region_attention(model, clip, _canvas_in(canvas), method)
 
 
+class OmostMultiDiffusion:
+    """One model prediction per canvas entry, blended per latent pixel (MultiDiffusion) on the MODEL."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "SD1.x/SD2.x/SDXL model; it is cloned, not changed."}),
+            "canvas": (CANVAS, {"tooltip": "An Omost canvas."}),
+            "clip": ("CLIP", {"tooltip": "Text encoder of the same checkpoint (SD1.x/SD2.x/SDXL CLIP)."}),
+            "global_strength": ("FLOAT", {"default": 0.2, "min": 0.01, "max": 10.0, "step": 0.01,
+                                          "tooltip": "Weight of the global prediction everywhere."}),
+            "region_strength": ("FLOAT", {"default": 0.8, "min": 0.0, "max": 10.0, "step": 0.01,
+                                          "tooltip": "Weight of each region's prediction inside its mask."}),
+            "overlap": (["average", "overlay"], {"default": "average", "tooltip":
+                        "average: overlapping regions share pixels; overlay: nearer regions own them."}),
+        }}
+
+    RETURN_TYPES = ("MODEL", "CONDITIONING")
+    RETURN_NAMES = ("model", "positive")
+    FUNCTION = "apply"
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("Use the returned positive as the KSampler positive with the returned model; costs one "
+                   "model pass per canvas entry.")
+
+    def apply(self, model, canvas, clip, global_strength: float, region_strength: float, overlap: str):
+        if not hasattr(model, "clone") or not hasattr(model, "set_model_unet_function_wrapper"):
+            raise InputError("model input must be a ComfyUI MODEL (from a checkpoint loader).")
+        if overlap not in ("average", "overlay"):
+            raise InputError(f"overlap must be average or overlay, got {overlap!r}.")
+        return apply_multi_diffusion(model, clip, _canvas_in(canvas), global_strength, region_strength,
+                                     overlap)
+
+
 class OmostGreedyBagsEncode:
     """All canvas entries as one regionless prompt (greedy 75-token bags, concatenated)."""
 
@@ -275,6 +309,7 @@ NODE_CLASS_MAPPINGS = {
     "MotionSuite_Omost_MaskConditioning": OmostMaskConditioning,
     "MotionSuite_Omost_RegionAttention": OmostRegionAttention,
     "MotionSuite_Omost_GreedyBagsEncode": OmostGreedyBagsEncode,
+    "MotionSuite_Omost_MultiDiffusion": OmostMultiDiffusion,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "MotionSuite_Omost_LLMLoader": "LLM Loader (Omost)",
@@ -285,4 +320,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "MotionSuite_Omost_MaskConditioning": "Mask Conditioning (Omost)",
     "MotionSuite_Omost_RegionAttention": "Region Attention (Omost)",
     "MotionSuite_Omost_GreedyBagsEncode": "Greedy Bags Encode (Omost)",
+    "MotionSuite_Omost_MultiDiffusion": "Multi-Diffusion (Omost)",
 }

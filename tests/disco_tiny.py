@@ -72,15 +72,15 @@ def write_base_folder(root: Path) -> Path:
     return root
 
 
-def tiny_model(seed: int = 0):
-    """Tiny DisCo with seeded random weights everywhere (zero-init layers included)."""
+def tiny_model(seed: int = 0, temporal: bool = False):
+    """Tiny DisCo (image or temporal) with seeded random weights everywhere (zero-init layers included)."""
     from motionsuite.pipelines.disco import loading
     from parity_utils import random_state_dict
 
     root_cfg = {"unet": UNET, "vae": VAE, "scheduler": SCHEDULER}
     from transformers import CLIPVisionConfig
 
-    model = loading.build_model({**root_cfg, "clip": CLIPVisionConfig(**CLIP)})
+    model = loading.build_model({**root_cfg, "clip": CLIPVisionConfig(**CLIP)}, temporal=temporal)
     flat = loading.released_state_dict(model)
     loading.load_weights(model, random_state_dict(flat, seed, gain=0.5))
     return model

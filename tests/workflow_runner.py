@@ -52,6 +52,15 @@ class StandIns:
 
     SaveImage = PreviewImage
 
+    def ImageBatch(self, image1: torch.Tensor, image2: torch.Tensor) -> tuple:
+        """Core semantics: image2 is resized to image1's size (bilinear), then concatenated."""
+        if image2.shape[1:3] != image1.shape[1:3]:
+            resized = torch.nn.functional.interpolate(
+                image2.movedim(-1, 1), size=image1.shape[1:3], mode="bilinear", align_corners=False
+            )
+            image2 = resized.movedim(1, -1)
+        return (torch.cat([image1, image2], dim=0),)
+
 
 def run_api_workflow(api: dict[str, dict], stand_ins: StandIns) -> dict[str, tuple]:
     """Execute every node of ``api`` in dependency order; returns each node's outputs by id."""

@@ -1,10 +1,18 @@
 """DisCo networks (Wang et al., "DisCo: Disentangled Control for Realistic Human Dance Generation").
 
 The image model is made of stock diffusers/transformers classes; only the background ControlNet's
-hint encoder (a single 4→320 convolution on VAE latents) is DisCo-specific.
+hint encoder (a single 4→320 convolution on VAE latents) is DisCo-specific. The temporal model adds
+DisCo's temporal convolution and attention to those stock blocks (``temporal.py``).
 """
 
 from .background_hint import LatentHintEncoder, background_controlnet_from_unet
 from .disco_model import DiscoModel
+from .temporal import add_temporal_layers, set_num_frames
 
-__all__ = ["DiscoModel", "LatentHintEncoder", "background_controlnet_from_unet"]
+__all__ = [
+    "DiscoModel",
+    "LatentHintEncoder",
+    "add_temporal_layers",
+    "background_controlnet_from_unet",
+    "set_num_frames",
+]

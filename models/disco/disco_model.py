@@ -22,6 +22,7 @@ from torch import nn
 from transformers import CLIPVisionModelWithProjection
 
 from .background_hint import background_controlnet_from_unet
+from .temporal import add_temporal_layers, set_num_frames
 
 #: SD-1.x latent scaling used by DisCo (``scale_factor``).
 VAE_SCALING = 0.18215
@@ -39,21 +40,38 @@ class DiscoModel:
     vae: AutoencoderKL
     scheduler_config: dict = field(default_factory=dict)
     name: str = "disco"
+    temporal: bool = False
 
     @classmethod
     def from_configs(
-        cls, unet_config: dict, vae_config: dict, clip_config, scheduler_config: dict | None = None
+        cls,
+        unet_config: dict,
+        vae_config: dict,
+        clip_config,
+        scheduler_config: dict | None = None,
+        temporal: bool = False,
     ) -> DiscoModel:
-        """Build randomly initialised components with the given configs (weights loaded afterwards)."""
+        """Build randomly initialised components with the given configs (weights loaded afterwards).
+
+        ``temporal`` adds DisCo's temporal layers to the UNet and both ControlNets (TemConvNet).
+        """
         unet = UNet2DConditionModel.from_config(unet_config)
         pose = ControlNetModel.from_unet(unet)
         background = background_controlnet_from_unet(unet)
+        if temporal:  # after from_unet: the ControlNets copy the plain 2-D blocks, then all are inflated
+            for net in (unet, pose, background):
+                add_temporal_layers(net)
         clip = CLIPVisionModelWithProjection(clip_config)
         proj = nn.Linear(clip_config.hidden_size, unet.config.cross_attention_dim, bias=False)
         vae = AutoencoderKL.from_config(vae_config)
         for module in (unet, pose, background, clip, proj, vae):
             module.eval().requires_grad_(False)
-        return cls(unet, pose, background, clip, proj, vae, dict(scheduler_config or {}))
+        return cls(unet, pose, background, clip, proj, vae, dict(scheduler_config or {}), temporal=temporal)
+
+    def set_num_frames(self, frames: int) -> None:
+        """Clip length seen by the temporal layers in the next UNet/ControlNet calls (temporal model)."""
+        for net in (self.unet, self.pose_controlnet, self.background_controlnet):
+            set_num_frames(net, frames)
 
     def modules(self) -> dict[str, nn.Module]:
         """Components by attribute name (for device moves and dtype casts)."""

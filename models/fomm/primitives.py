@@ -7,6 +7,8 @@ Keypoints live in normalised image coordinates in [-1, 1] with the corner-pixel 
 
 BatchNorm: upstream used a synchronised BatchNorm with the same keys as ``nn.BatchNorm2d``; at
 inference (eval mode) both reduce to ``F.batch_norm`` with running statistics, so the stock layer is used.
+Later family members (TPSMM) swapped it for ``InstanceNorm2d(affine=True)`` and nothing else, so every
+block takes the norm class as a parameter instead of being written twice.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+Norm = type[nn.Module]
+"""A norm layer class called as ``norm(channels, affine=True)`` (BatchNorm2d or InstanceNorm2d)."""
 
 
 def make_coordinate_grid(size: tuple[int, int], dtype: torch.dtype = torch.float32,
@@ -63,22 +68,24 @@ class AntiAliasInterpolation2d(nn.Module):
 
 
 class SameBlock2d(nn.Module):
-    """conv -> BN -> ReLU, resolution kept."""
+    """conv -> norm -> ReLU, resolution kept."""
 
-    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1) -> None:
+    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1,
+                 norm: Norm = nn.BatchNorm2d) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=padding)
-        self.norm = nn.BatchNorm2d(out_features, affine=True)
+        self.norm = norm(out_features, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.norm(self.conv(x)))
 
 
 class DownBlock2d(SameBlock2d):
-    """conv -> BN -> ReLU -> 2x2 average pool (encoder step)."""
+    """conv -> norm -> ReLU -> 2x2 average pool (encoder step)."""
 
-    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1) -> None:
-        super().__init__(in_features, out_features, kernel_size, padding)
+    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1,
+                 norm: Norm = nn.BatchNorm2d) -> None:
+        super().__init__(in_features, out_features, kernel_size, padding, norm)
         self.pool = nn.AvgPool2d(kernel_size=(2, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,21 +93,22 @@ class DownBlock2d(SameBlock2d):
 
 
 class UpBlock2d(SameBlock2d):
-    """nearest x2 upsampling -> conv -> BN -> ReLU (decoder step)."""
+    """nearest x2 upsampling -> conv -> norm -> ReLU (decoder step)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(F.interpolate(x, scale_factor=2))
 
 
 class ResBlock2d(nn.Module):
-    """Pre-activation residual block: BN -> ReLU -> conv -> BN -> ReLU -> conv, plus the input."""
+    """Pre-activation residual block: norm -> ReLU -> conv -> norm -> ReLU -> conv, plus the input."""
 
-    def __init__(self, features: int, kernel_size: int = 3, padding: int = 1) -> None:
+    def __init__(self, features: int, kernel_size: int = 3, padding: int = 1,
+                 norm: Norm = nn.BatchNorm2d) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(features, features, kernel_size, padding=padding)
         self.conv2 = nn.Conv2d(features, features, kernel_size, padding=padding)
-        self.norm1 = nn.BatchNorm2d(features, affine=True)
-        self.norm2 = nn.BatchNorm2d(features, affine=True)
+        self.norm1 = norm(features, affine=True)
+        self.norm2 = norm(features, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(F.relu(self.norm1(x)))
@@ -115,12 +123,13 @@ def _hourglass_width(block_expansion: int, max_features: int, level: int) -> int
 class HourglassEncoder(nn.Module):
     """Down blocks; returns every scale (input first) for the decoder's skip connections."""
 
-    def __init__(self, block_expansion: int, in_features: int, num_blocks: int, max_features: int) -> None:
+    def __init__(self, block_expansion: int, in_features: int, num_blocks: int, max_features: int,
+                 norm: Norm = nn.BatchNorm2d) -> None:
         super().__init__()
         blocks = []
         for i in range(num_blocks):
             cin = in_features if i == 0 else _hourglass_width(block_expansion, max_features, i)
-            blocks.append(DownBlock2d(cin, _hourglass_width(block_expansion, max_features, i + 1)))
+            blocks.append(DownBlock2d(cin, _hourglass_width(block_expansion, max_features, i + 1), norm=norm))
         self.down_blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -133,30 +142,41 @@ class HourglassEncoder(nn.Module):
 class HourglassDecoder(nn.Module):
     """Up blocks, each followed by concatenation with the encoder feature of the same scale."""
 
-    def __init__(self, block_expansion: int, in_features: int, num_blocks: int, max_features: int) -> None:
+    def __init__(self, block_expansion: int, in_features: int, num_blocks: int, max_features: int,
+                 norm: Norm = nn.BatchNorm2d) -> None:
         super().__init__()
         blocks = []
+        #: channels after each level's skip concatenation, coarse to fine (the last is ``out_filters``)
+        self.level_channels: list[int] = []
         for i in reversed(range(num_blocks)):
             cin = (1 if i == num_blocks - 1 else 2) * _hourglass_width(block_expansion, max_features, i + 1)
-            blocks.append(UpBlock2d(cin, _hourglass_width(block_expansion, max_features, i)))
+            cout = _hourglass_width(block_expansion, max_features, i)
+            blocks.append(UpBlock2d(cin, cout, norm=norm))
+            self.level_channels.append(cout + (in_features if i == 0 else cout))
         self.up_blocks = nn.ModuleList(blocks)
         self.out_filters = block_expansion + in_features
 
-    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+    def levels(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Every decoder level, coarse to fine; TPSMM reads occlusion masks off several of them."""
         out = feats[-1]
+        outs = []
         for block, skip in zip(self.up_blocks, reversed(feats[:-1])):
             out = torch.cat([block(out), skip], dim=1)
-        return out
+            outs.append(out)
+        return outs
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        return self.levels(feats)[-1]
 
 
 class Hourglass(nn.Module):
     """U-Net style hourglass; output has ``out_filters = block_expansion + in_features`` channels."""
 
     def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3,
-                 max_features: int = 256) -> None:
+                 max_features: int = 256, norm: Norm = nn.BatchNorm2d) -> None:
         super().__init__()
-        self.encoder = HourglassEncoder(block_expansion, in_features, num_blocks, max_features)
-        self.decoder = HourglassDecoder(block_expansion, in_features, num_blocks, max_features)
+        self.encoder = HourglassEncoder(block_expansion, in_features, num_blocks, max_features, norm)
+        self.decoder = HourglassDecoder(block_expansion, in_features, num_blocks, max_features, norm)
         self.out_filters = self.decoder.out_filters
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

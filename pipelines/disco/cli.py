@@ -2,6 +2,10 @@
 
     python cli.py disco --reference person.png --reference-mask person_mask.png --poses poses/ \
         --output out.mp4 --weights-dir DIR [--background bg.png --background-mask bg_mask.png]
+        [--temporal [--window 16 --overlap 4]]
+
+Image or temporal model is recognised from the checkpoint's weights; ``--temporal`` picks the
+default temporal checkpoint and insists that the file is one.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from .loading import convert_to_safetensors, load_disco
 log = logging.getLogger("MotionSuite")
 FOLDER = "disco"
 DEFAULT_CHECKPOINT = "moretiktok_cfg/mp_rank_00_model_states.pt"
+DEFAULT_TEMPORAL_CHECKPOINT = "moretiktok_tm_cfg/mp_rank_00_model_states.pt"
 BASE_FOLDER = "sd-image-variations-diffusers"
 
 
@@ -44,7 +49,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights-dir", default=None, help="folder with the DisCo checkpoint and base folder"
     )
-    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="checkpoint path inside the folder")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help=f"checkpoint path inside the folder (default {DEFAULT_CHECKPOINT}, "
+        f"with --temporal {DEFAULT_TEMPORAL_CHECKPOINT})",
+    )
+    parser.add_argument("--temporal", action="store_true", help="use (and require) a temporal checkpoint")
+    parser.add_argument("--window", type=int, default=16, help="temporal model: frames per window")
+    parser.add_argument(
+        "--overlap", type=int, default=0, help="temporal model: frames blended between windows (0: DisCo's)"
+    )
     parser.add_argument(
         "--base-folder", default=BASE_FOLDER, help="sd-image-variations-diffusers folder name"
     )
@@ -72,11 +87,12 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(f"missing {', '.join(missing)} (needed unless --convert is given).")
     if args.weights_dir:
         weights.add_search_dir(FOLDER, args.weights_dir)
-    ckpt = weights.find_file(FOLDER, args.checkpoint)
+    name = args.checkpoint or (DEFAULT_TEMPORAL_CHECKPOINT if args.temporal else DEFAULT_CHECKPOINT)
+    ckpt = weights.find_file(FOLDER, name)
     base = weights.find_file(FOLDER, args.base_folder)
     if ckpt is None:
         raise FileNotFoundError(
-            f"DisCo checkpoint '{args.checkpoint}' not found in "
+            f"DisCo checkpoint '{name}' not found in "
             f"{[str(d) for d in weights.search_dirs(FOLDER)]}. "
             "Download it from the DisCo README (github.com/Wangt-CN/DisCo, 'Model Checkpoints')."
         )
@@ -87,6 +103,8 @@ def run(args: argparse.Namespace) -> None:
         )
     log.info("DisCo: loading %s (base %s)", ckpt, base)
     model = load_disco(base, ckpt, resolve_dtype(args.precision, get_torch_device()), get_offload_device())
+    if args.temporal and not model.temporal:
+        raise InputError(f"{ckpt} is a DisCo image checkpoint; --temporal needs a temporal one.")
     poses, fps = video.read_frames(args.poses)
     if poses.shape[0] == 0:
         raise InputError(f"no pose frames found in {args.poses}.")
@@ -99,7 +117,12 @@ def run(args: argparse.Namespace) -> None:
         size=args.size,
     )
     settings = sampling.SamplerSettings(
-        steps=args.steps, guidance=args.guidance, seed=args.seed, batch_size=args.batch_size
+        steps=args.steps,
+        guidance=args.guidance,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        window=args.window,
+        overlap=args.overlap,
     )
     latents = generate.generate(model, condition, poses, settings)
     frames = generate.decode(model, latents, args.batch_size)

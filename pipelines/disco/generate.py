@@ -15,7 +15,7 @@ from ..core.device import get_torch_device
 from ..core.errors import InputError
 from ..core.memory import on_device
 from ..core.progress import Progress
-from . import preprocess, sampling
+from . import preprocess, sampling, windows
 
 
 @dataclass
@@ -86,21 +86,25 @@ def generate(
 ) -> torch.Tensor:
     """One frame per pose IMAGE (F,H,W,3) → raw latents (F,4,size/8,size/8).
 
-    Progress advances per DDIM step (per frame batch); ComfyUI shows a latent preview of the
-    batch's first frame and can interrupt between steps.
+    Progress advances per network evaluation (DDIM step × frame batch, or × window for the temporal
+    model); ComfyUI shows a latent preview of the first frame and can interrupt between steps.
     """
     _check_image(poses, "poses")
     if settings.guidance <= 0:  # 0 = the authors' value for this checkpoint
         settings = replace(settings, guidance=sampling.default_guidance(model.name)[0])
     pose_pixels = preprocess.pose_pixels(poses, condition.size)
-    steps_total = settings.steps * (
-        (pose_pixels.shape[0] + settings.batch_size - 1) // max(1, settings.batch_size)
-    )
+    frames = pose_pixels.shape[0]
+    if model.temporal:
+        calls = len(windows.window_starts(frames, settings.window, settings.overlap))
+    else:
+        calls = (frames + settings.batch_size - 1) // max(1, settings.batch_size)
     nets = (model.unet, model.pose_controlnet, model.background_controlnet)
-    with Progress(steps_total, desc="DisCo sampling", quiet=quiet) as progress:
+    with Progress(settings.steps * calls, desc="DisCo sampling", quiet=quiet) as progress:
+        reported = [0]
 
         def on_step(done: int, total: int, x0: torch.Tensor) -> None:
-            progress.update(1, preview=sampling.latent_preview(x0[0]) if previews else None)
+            progress.update(done - reported[0], preview=sampling.latent_preview(x0[0]) if previews else None)
+            reported[0] = done
 
         with on_device(*nets, device=get_torch_device(), keep_loaded=keep_loaded):
             return sampling.sample(

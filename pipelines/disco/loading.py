@@ -8,6 +8,10 @@ diffusers/transformers class after stripping its prefix. Two renames are needed:
 * ``clip_image_encoder.vision_model.embeddings.position_ids`` is a non-persistent buffer in current
   transformers and is dropped.
 
+Temporal checkpoints (DisCo's ``TemConvNet``) have the same keys plus ``tem_norm``/``tem_conv`` in
+every ResNet and ``tem_attn``/``tem_norm`` in every transformer block; :func:`is_temporal_state_dict`
+tells them apart and the model is built with the temporal layers before the strict load.
+
 Module configs (UNet, VAE, CLIP vision, scheduler) come from the base model folder
 ``lambdalabs/sd-image-variations-diffusers`` because the DisCo checkpoint has no configs.
 """
@@ -58,7 +62,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 
         return load_file(str(path))
     try:
-        raw = torch.load(str(path), map_location="cpu", weights_only=True)
+        raw = _torch_load(path)
     except Exception as exc:  # pickle restrictions give several exception types
         raise ValueError(
             f"Could not read {path} as a plain tensor checkpoint ({exc}). Convert it once to safetensors "
@@ -70,6 +74,18 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             f"{path} does not look like a DisCo checkpoint: no 'module' dict with 'unet.*' keys."
         )
     return dict(sd)
+
+
+def _torch_load(path: Path):
+    """``torch.load`` with mmap: tensors stay backed by the file until used, so the 4.5 GB pickle is
+    not read into RAM beside the model (weights are assigned, not copied, when dtypes match). Files
+    in the legacy (pre-zip) format cannot be mapped and are read normally."""
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+        return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
 def split_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
@@ -97,6 +113,11 @@ def split_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torc
     if unknown:
         raise ValueError(f"Unexpected keys in DisCo checkpoint (first 5): {unknown[:5]}")
     return parts
+
+
+def is_temporal_state_dict(sd: Mapping[str, torch.Tensor]) -> bool:
+    """True for a temporal (TemConvNet) checkpoint: its UNet has temporal conv/attention layers."""
+    return any(k.startswith("unet.") and (".tem_conv." in k or ".tem_attn." in k) for k in sd)
 
 
 def rename_old_vae_key(key: str) -> str:
@@ -152,13 +173,27 @@ def read_base_configs(base_dir: str | Path) -> dict:
     return configs
 
 
-def build_model(configs: dict) -> DiscoModel:
-    """Random-weight DisCo with the base folder's configs."""
-    return DiscoModel.from_configs(configs["unet"], configs["vae"], configs["clip"], configs["scheduler"])
+def build_model(configs: dict, temporal: bool = False, device: str | torch.device = "cpu") -> DiscoModel:
+    """Random-weight DisCo (image model, or the temporal one) with the base folder's configs.
+
+    ``device="meta"`` builds only the structure (no memory, no random init); :func:`load_weights`
+    then assigns the checkpoint's tensors.
+    """
+    with torch.device(device):
+        return DiscoModel.from_configs(
+            configs["unet"], configs["vae"], configs["clip"], configs["scheduler"], temporal=temporal
+        )
 
 
-def load_weights(model: DiscoModel, sd: Mapping[str, torch.Tensor]) -> DiscoModel:
-    """Strictly load a flat DisCo state dict into ``model``; errors name the component and keys."""
+def load_weights(
+    model: DiscoModel, sd: Mapping[str, torch.Tensor], dtype: torch.dtype | None = None
+) -> DiscoModel:
+    """Strictly load a flat DisCo state dict into ``model``; errors name the component and keys.
+
+    Weights are cast to ``dtype`` (default: the model's current dtypes; CLIP always stays fp32).
+    A model built on the meta device gets the checkpoint tensors assigned, so no second copy of the
+    weights is ever made when the checkpoint already has the wanted dtype.
+    """
     parts = split_state_dict(sd)
     for name, module in model.modules().items():
         part = parts[name]
@@ -175,10 +210,26 @@ def load_weights(model: DiscoModel, sd: Mapping[str, torch.Tensor]) -> DiscoMode
             raise WeightsMismatchError(
                 f"DisCo checkpoint does not match the base model configs for {name}: missing {missing[:5]}, "
                 f"unexpected {unexpected[:5]}, shape mismatch {bad_shape[:5]}. Check that the base folder is "
-                "lambdalabs/sd-image-variations-diffusers and the file is a DisCo image checkpoint."
+                f"lambdalabs/sd-image-variations-diffusers and the file is a DisCo "
+                f"{'temporal' if model.temporal else 'image'} checkpoint."
             )
-        module.load_state_dict({k: v.to(own[k].dtype) for k, v in part.items()}, strict=True)
+        on_meta = any(t.is_meta for t in own.values())
+        wanted = torch.float32 if name == "clip" else dtype
+        for key in list(part):  # cast one tensor at a time, dropping the source as we go
+            floating = torch.is_floating_point(own[key])
+            part[key] = part[key].to(wanted if floating and wanted is not None else own[key].dtype)
+        module.load_state_dict(part, strict=True, assign=on_meta)
+        parts[name] = {}
+    _materialise_buffers(model)
     return model
+
+
+def _materialise_buffers(model: DiscoModel) -> None:
+    """Non-persistent buffers (not in checkpoints) of a meta-built model: CLIP's ``position_ids``."""
+    embeddings = model.clip.vision_model.embeddings
+    if embeddings.position_ids.is_meta:
+        positions = torch.arange(embeddings.num_positions).expand((1, -1))
+        embeddings.register_buffer("position_ids", positions, persistent=False)
 
 
 def load_disco(
@@ -187,10 +238,15 @@ def load_disco(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
 ) -> DiscoModel:
-    """Build DisCo from base configs and load a released checkpoint; CLIP is kept in fp32."""
+    """Build DisCo from base configs and load a released checkpoint; CLIP is kept in fp32.
+
+    Image or temporal model is chosen from the checkpoint's keys.
+    """
     configs = read_base_configs(base_dir)
-    model = build_model(configs)
-    load_weights(model, read_checkpoint(preferred_checkpoint(checkpoint)))
+    sd = read_checkpoint(preferred_checkpoint(checkpoint))
+    model = build_model(configs, temporal=is_temporal_state_dict(sd), device="meta")
+    load_weights(model, sd, dtype=dtype)
+    del sd
     model.name = Path(checkpoint).parent.name or Path(checkpoint).stem
     return model.to(device=device, dtype=dtype)
 

@@ -12,6 +12,10 @@ Algorithm (DisCo ``forward_sample_multicontrol``):
         ε = UNet(x_in, t, emb, residuals summed);  ε = ε_u + g (ε_c − ε_u)
         x = DDIM step (eta 0, no clipping)
 
+The temporal model runs the same loop on windows of ``settings.window`` frames (16 in training),
+with its temporal layers told the window length; see ``windows.py`` for how windows are placed and
+blended.
+
 Latents returned here follow ComfyUI's convention: raw VAE latents, i.e. divided by 0.18215.
 """
 
@@ -26,6 +30,7 @@ from diffusers import DDIMScheduler
 from ...models.disco import DiscoModel
 from ...models.disco.disco_model import VAE_SCALING
 from ..core.errors import InputError
+from . import windows
 
 CFG_MODES = ("zero_image", "zero_embedding")
 
@@ -105,7 +110,9 @@ class SamplerSettings:
     pose_scale: float = 1.0
     background_scale: float = 1.0
     seed: int = 42
-    batch_size: int = 8
+    batch_size: int = 8  # image model: frames per UNet call
+    window: int = 16  # temporal model: frames per window (clip length of the temporal layers)
+    overlap: int = 0  # temporal model: frames shared by neighbouring windows (0 = upstream)
 
 
 def make_scheduler(model: DiscoModel) -> DDIMScheduler:
@@ -178,6 +185,23 @@ def initial_noise(
     return noise.expand(frames, -1, -1, -1).clone() if same_for_all else noise
 
 
+def _check_inputs(poses: torch.Tensor, background_latent: torch.Tensor) -> tuple[int, int]:
+    frames, _, height, width = poses.shape
+    if frames == 0:
+        raise InputError("no pose frames to sample; give at least one pose.")
+    if height % 64 or width % 64:
+        raise InputError(
+            f"pose size {height}x{width} must be a multiple of 64 (256x256 is the trained size)."
+        )
+    h, w = height // 8, width // 8
+    if tuple(background_latent.shape[-2:]) != (h, w):
+        raise InputError(
+            f"background latent is {tuple(background_latent.shape[-2:])}, expected {(h, w)} for "
+            f"{height}x{width} poses; encode the background at the pose resolution."
+        )
+    return h, w
+
+
 @torch.no_grad()
 def sample(
     model: DiscoModel,
@@ -193,22 +217,15 @@ def sample(
 
     ``tokens``/``uncond``: (1,257,D) reference tokens; ``poses``: (F,3,H,W) in [0,1];
     ``background_latent``: raw latent (1,4,h,w); ``noise``: (F,4,h,w) start noise (else from seed).
-    Frames are processed ``settings.batch_size`` at a time; ``callback(done, total, x0)`` after each
-    step gives progress, previews (predicted clean raw latents) and a place to raise on interrupt.
+    The image model processes ``settings.batch_size`` frames at a time, the temporal model windows of
+    ``settings.window`` frames. ``callback(done, total, x0)`` after each step gives progress
+    (``done`` of ``total`` network evaluations), previews (predicted clean raw latents) and a
+    place to raise on interrupt.
     """
-    frames, _, height, width = poses.shape
-    if frames == 0:
-        raise InputError("no pose frames to sample; give at least one pose.")
-    if height % 64 or width % 64:
-        raise InputError(
-            f"pose size {height}x{width} must be a multiple of 64 (256x256 is the trained size)."
-        )
-    h, w = height // 8, width // 8
-    if tuple(background_latent.shape[-2:]) != (h, w):
-        raise InputError(
-            f"background latent is {tuple(background_latent.shape[-2:])}, expected {(h, w)} for "
-            f"{height}x{width} poses; encode the background at the pose resolution."
-        )
+    if model.temporal:
+        return _sample_temporal(model, tokens, uncond, poses, background_latent, settings, noise, callback)
+    frames = poses.shape[0]
+    h, w = _check_inputs(poses, background_latent)
     device, dtype = model.device, model.dtype
     if noise is None:
         noise = initial_noise(frames, (h, w), settings.seed)
@@ -238,3 +255,72 @@ def sample(
                 callback(done, total, step.pred_original_sample / VAE_SCALING)
         outputs.append((x / VAE_SCALING).cpu())
     return torch.cat(outputs)
+
+
+def _sample_temporal(
+    model: DiscoModel,
+    tokens: torch.Tensor,
+    uncond: torch.Tensor | None,
+    poses: torch.Tensor,
+    background_latent: torch.Tensor,
+    settings: SamplerSettings,
+    noise: torch.Tensor | None,
+    callback: Callable[[int, int, torch.Tensor], None] | None,
+) -> torch.Tensor:
+    """Temporal model: windows sampled one by one (overlap 0, as upstream) or blended every step."""
+    frames = poses.shape[0]
+    h, w = _check_inputs(poses, background_latent)
+    if background_latent.shape[0] != 1:
+        raise InputError("the temporal DisCo model takes one background latent for the whole video.")
+    starts = windows.window_starts(frames, int(settings.window), int(settings.overlap))
+    length = min(int(settings.window), frames)
+    device, dtype = model.device, model.dtype
+    if noise is None:
+        noise = windows.temporal_noise(frames, int(settings.window), (h, w), settings.seed)
+    scheduler = make_scheduler(model)
+    scheduler.set_timesteps(settings.steps)
+    timesteps = scheduler.timesteps
+    total = len(timesteps) * len(starts)
+    cond = tokens.to(device, dtype).expand(length, -1, -1)
+    unc = None if uncond is None else uncond.to(device, dtype).expand(length, -1, -1)
+    bg = (background_latent.to(device, dtype) * VAE_SCALING).expand(length, -1, -1, -1)
+    model.set_num_frames(length)
+
+    def window_eps(x_window: torch.Tensor, t: torch.Tensor, start: int) -> torch.Tensor:
+        pose = poses[start : start + length].to(device, dtype)
+        return predict_noise(model, x_window.to(dtype), t, cond, unc, pose, bg, settings).float()
+
+    x = noise.to(device, torch.float32) * scheduler.init_noise_sigma
+    generator = torch.Generator().manual_seed(settings.seed)
+    done = 0
+    if settings.overlap == 0:  # upstream: independent windows, a later window overwrites shared frames
+        out = torch.empty_like(x)
+        for start in starts:
+            xw = x[start : start + length]
+            for t in timesteps:
+                step = scheduler.step(window_eps(xw, t, start), t, xw, eta=settings.eta, generator=generator)
+                xw = step.prev_sample
+                done += 1
+                if callback is not None:
+                    callback(done, total, step.pred_original_sample / VAE_SCALING)
+            out[start : start + length] = xw
+        return (out / VAE_SCALING).cpu()
+    weights = [
+        windows.blend_weights(length, settings.overlap, s == 0, s + length == frames).to(device)
+        for s in starts
+    ]
+    for t in timesteps:
+        eps_sum = torch.zeros_like(x)
+        weight_sum = torch.zeros(frames, device=device)
+        for start, weight in zip(starts, weights, strict=True):
+            eps = window_eps(x[start : start + length], t, start)
+            eps_sum[start : start + length] += eps * weight[:, None, None, None]
+            weight_sum[start : start + length] += weight
+            done += 1
+        step = scheduler.step(
+            eps_sum / weight_sum[:, None, None, None], t, x, eta=settings.eta, generator=generator
+        )
+        x = step.prev_sample
+        if callback is not None:
+            callback(done, total, step.pred_original_sample / VAE_SCALING)
+    return (x / VAE_SCALING).cpu()
