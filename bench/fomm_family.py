@@ -6,8 +6,10 @@ so the peak memory (CUDA: max allocated; CPU: peak RSS) belongs to that measurem
 
     python bench/fomm_family.py [--families fomm,tpsmm] [--frames 8] [--batch-size 8] [--device cpu]
 
-A family takes part when its pipeline is installed in the pack; ``CASES`` maps its name to a function
-that builds the model and returns the two callables to time. Not a test.
+``CASES`` maps a family to a function that builds the model and returns the two callables to time;
+families whose comparison needs more options (MRAA modes, MRFA background, FSRT ray chunks, Part Swap
+variants) keep their own ``bench/<family>.py``, which this script runs with the same ``--frames`` and
+``--device`` and whose report it prints below the table. Not a test.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 Runner = Callable[..., None]
 Case = Callable[[int, "object"], tuple[Runner, Runner]]
 CASES: dict[str, Case] = {}
+SCRIPTS = ("mraa", "mrfa", "fsrt", "partswap")
 
 
 def case(fn: Case) -> Case:
@@ -101,7 +104,8 @@ def measure(family: str, mode: str, frames: int, size: int, batch_size: int, dev
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--families", default=",".join(CASES), help=f"comma list of {', '.join(CASES)}")
+    names = [*CASES, *SCRIPTS]
+    ap.add_argument("--families", default=",".join(names), help=f"comma list of {', '.join(names)}")
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8)
@@ -115,9 +119,11 @@ def main() -> None:
     mem = "CUDA max alloc" if args.device.startswith("cuda") else "peak RSS"
     print(f"{args.frames} frames at {args.size}px, batch size {args.batch_size}, device {args.device}")
     print(f"{'family':8s} {'frame-by-frame':>22s} {'batched':>22s} {'speed-up':>9s}   {mem}")
-    for family in args.families.split(","):
-        if family not in CASES:
-            raise SystemExit(f"unknown family {family!r}; known: {', '.join(CASES)}")
+    families = args.families.split(",")
+    for family in families:
+        if family not in names:
+            raise SystemExit(f"unknown family {family!r}; known: {', '.join(names)}")
+    for family in (f for f in families if f in CASES):
         res = {}
         for mode in ("frame", "batched"):
             cmd = [sys.executable, __file__, "--worker", family, mode, "--frames", str(args.frames),
@@ -128,6 +134,12 @@ def main() -> None:
         print(f"{family:8s} {f['seconds'] / args.frames:9.3f} s/frame ({args.frames / f['seconds']:5.2f} fps)"
               f" {b['seconds'] / args.frames:9.3f} s/frame ({args.frames / b['seconds']:5.2f} fps)"
               f" {f['seconds'] / b['seconds']:8.2f}x   {f['peak_mib']:.0f} -> {b['peak_mib']:.0f} MiB")
+
+    for family in (f for f in families if f in SCRIPTS):
+        print(f"\n== {family} (bench/{family}.py)", flush=True)
+        cmd = [sys.executable, str(ROOT / "bench" / f"{family}.py"), "--frames", str(args.frames),
+               "--device", args.device]
+        subprocess.run(cmd, check=True)
 
 
 if __name__ == "__main__":
