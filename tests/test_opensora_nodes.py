@@ -82,7 +82,7 @@ def test_text_to_video_and_decoder_give_exact_frames(model, conditioning):
 @pytest.mark.parametrize("mode", ["first frame", "first + last frame", "keyframes"])
 def test_image_conditioning_keeps_reference_latents(model, conditioning, mode):
     images = torch.rand(2, 70, 50, 3)  # other size: the encoder fits it
-    (ref,) = run(nodes.OpenSoraEncoder, model=model, images=images)
+    (ref,) = run(nodes.OpenSoraEncoder, model=model, images=images[:1], more_images=images[1:])
     assert ref["samples"].shape == (2, 4, 1, 4, 4)
     (latent,) = run(
         nodes.OpenSoraSampler, model=model, positive=conditioning[0], steps=2, mode=mode, reference=ref,
@@ -131,6 +131,9 @@ def test_bad_inputs(model, conditioning, dirs):
         run(nodes.OpenSoraTextEncoder, t5=nodes.T5_DEFAULT, prompt="  ")
     with pytest.raises(InputError, match="IMAGE"):
         run(nodes.OpenSoraEncoder, model=model, images=torch.zeros(4, 4))
+    with pytest.raises(InputError, match="as_video off"):
+        img = torch.rand(1, 32, 32, 3)
+        run(nodes.OpenSoraEncoder, model=model, images=img, as_video=True, more_images=img)
     with pytest.raises(InputError, match="multiples of 16"):
         run(
             nodes.OpenSoraLoader,
