@@ -1,7 +1,7 @@
 """Parity of our FSRT networks and batched, chunked animation with upstream, on identical random weights.
 
 Fixture ``fixtures/fsrt/parity_fsrt.npz`` was made with upstream andrerochow/fsrt @ b895383
-(torch 2.14.1 CPU; script /work/scratch/fsrt/make_fixture.py, outside the repo). Every network was
+(torch 2.14.1 CPU; a scratch fixture script outside the repo). Every network was
 filled with ``parity_utils.random_state_dict(net, seed + i)``, i over the sorted names decoder,
 encoder, expression_encoder, kp_detector (seed 2024), in eval mode:
 - per network, released widths (``FSRT(cfg['model'])`` of runs/vox256_2Source, ``KPDetector()``,

@@ -1,6 +1,6 @@
 """Parity of the part-swap networks and of batched part swapping with upstream, on identical random weights.
 
-Fixture ``fixtures/partswap/parity.npz`` was made by /work/scratch/partswap/make_fixtures.py with
+Fixture ``fixtures/partswap/parity.npz`` was made by a scratch script (outside the repo) with
 upstream AliaksandrSiarohin/motion-cosegmentation @ 571e26f (modules/segmentation_module.py,
 modules/reconstruction_module.py, modules/dense_motion.py, part_swap.py:PartSwapGenerator) and the
 face parser of zllrunning/face-parsing.PyTorch @ d2e684c (model.py, resnet.py), fp32 CPU, torch

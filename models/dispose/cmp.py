@@ -12,7 +12,7 @@ The network from Zhan et al. (CVPR 2019), as released in MOFA-Video's ``ckpt_ite
 * :func:`fuse_flow`: softmax expectation over the 99 bins, each covering 100/99 px in [-50, 50].
 
 Key names are those of the checkpoint's ``state_dict`` without the ``module.`` prefix. No
-``.cuda()`` anywhere: the module follows whatever device its weights are on.
+CUDA-only call anywhere: the module follows whatever device its weights are on.
 """
 
 from __future__ import annotations
