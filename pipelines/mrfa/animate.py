@@ -20,16 +20,14 @@ from __future__ import annotations
 import torch
 
 from ...models.fomm.primitives import AntiAliasInterpolation2d
-from ..core import images
 from ..core.errors import InputError
 from ..core.memory import on_device, run_batched
 from ..core.progress import Progress
-from ..fomm import faces
+from ..fomm.fitting import FITS, fit_inputs  # noqa: F401  (FITS: re-exported for nodes/CLI)
 from ..fomm.motion import MotionOptions, movement_scale, normalize_kp
 from .model import MRFAModel
 
 MODES = ("relative", "absolute")
-FITS = ("crop", "face", "pad", "stretch")
 
 
 @torch.no_grad()
@@ -87,15 +85,6 @@ def animate_tensors(
         return torch.cat(run_batched(render, n, batch_size, on_batch=tick, what="MRFA animation"))
 
 
-def _box(x: torch.Tensor, fit: str, detector, what: str) -> images.CropBox:
-    h, w = x.shape[-2:]
-    if fit == "pad":
-        return images.pad_box(h, w)
-    if fit == "face":
-        center, side = faces.face_center_and_side(detector, x[0], what)
-        return images.square_box(h, w, center=center, side=side)
-    return images.square_box(h, w)
-
 
 def animate(
     model: MRFAModel,
@@ -119,37 +108,18 @@ def animate(
     stretch). ``find_best_frame`` replaces ``reference_frame`` by the driving frame whose face pose
     is closest to the source's (needs face-alignment, or a ``landmark_detector`` with its API).
     """
-    if fit not in FITS:
-        raise InputError(f"unknown fit {fit!r}; choose one of {', '.join(FITS)}")
-    if batch_size < 1:
-        raise InputError(f"batch_size must be at least 1, got {batch_size}.")
-    src = images.to_bchw(source_image, "source_image")[:1]
-    drv = images.to_bchw(driving_frames, "driving_frames")
-    size = model.config.image_size
-    if (fit == "face" or find_best_frame) and landmark_detector is None:
-        landmark_detector = faces.landmark_detector("cpu")
-    if fit == "stretch":
-        src_box = None
-        src_in = images.resize(src, (size, size))
-        drv_in = images.resize(drv, (size, size))
-    else:
-        src_box = _box(src, fit, landmark_detector, "source image")
-        src_in = images.crop_resize(src, src_box, size)
-        drv_in = images.crop_resize(drv, _box(drv[:1], fit, landmark_detector, "first driving frame"), size)
-    if find_best_frame:
-        reference_frame = faces.best_frame(landmark_detector, src_in, lambda i: drv_in[i], drv_in.shape[0])
-    with Progress(drv.shape[0], "MRFA") as progress:
+    fitted = fit_inputs(source_image, driving_frames, model.config.image_size, fit, batch_size,
+                        reference_frame, find_best_frame, landmark_detector)
+    with Progress(fitted.driving.shape[0], "MRFA") as progress:
         frames = animate_tensors(
             model,
-            src_in,
-            drv_in,
+            fitted.source,
+            fitted.driving,
             mode,
             adapt_movement_scale,
             background_motion,
             batch_size,
-            reference_frame,
+            fitted.reference_frame,
             progress,
         )
-    if paste_back and src_box is not None:
-        frames = images.paste_back(frames, src, src_box)
-    return images.to_bhwc(frames)
+    return fitted.finish(frames, paste_back)
