@@ -18,21 +18,20 @@ fine-tunes. Attention is torch SDPA, layer norms plain PyTorch.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from .config import ReleasedConfig
 from .stdit import sincos_1d
 from .stdit2 import Attention, FinalLayer, SizeEmbedder
 from .stdit3 import CaptionProjection, CrossAttention, Mlp, PatchEmbed3D, ScalarEmbedder, modulate
 
 
 @dataclass
-class PixArtConfig:
+class PixArtConfig(ReleasedConfig):
     """PixArt-XL/2 by default. ``input_size`` is the trained latent size (H, W); ``base_size`` (in
     patches) defaults to ⌊√(patches at input_size)⌋; ``micro_conditions`` marks the MS models."""
 
@@ -53,27 +52,9 @@ class PixArtConfig:
     micro_conditions: bool = False
     extra: dict = field(default_factory=dict, repr=False)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> PixArtConfig:
-        names = {f.name for f in fields(cls)} - {"extra"}
-        known = {k: v for k, v in data.items() if k in names}
-        for key in ("patch_size", "input_size"):
-            if key in known:
-                known[key] = tuple(known[key])
-        return cls(**known, extra={k: v for k, v in data.items() if k not in names})
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> PixArtConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-    def to_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
-        out["patch_size"], out["input_size"] = list(self.patch_size), list(self.input_size)
-        return {"architectures": ["PixArt"], "model_type": "pixart", **self.extra, **out}
-
-    @property
-    def out_channels(self) -> int:
-        return self.in_channels * 2 if self.pred_sigma else self.in_channels
+    ARCHITECTURE = "PixArt"
+    MODEL_TYPE = "pixart"
+    TUPLE_FIELDS = ('patch_size', 'input_size')
 
     @property
     def grid_base(self) -> int:

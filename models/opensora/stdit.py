@@ -18,20 +18,19 @@ of the state dict. Attention is torch SDPA, layer norms plain PyTorch.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from .config import ReleasedConfig
 from .stdit2 import Attention, FinalLayer
 from .stdit3 import CaptionProjection, CrossAttention, Mlp, PatchEmbed3D, ScalarEmbedder, modulate
 
 
 @dataclass
-class STDiTConfig:
+class STDiTConfig(ReleasedConfig):
     """STDiT-XL/2 by default; ``space_scale``/``time_scale`` come with each released checkpoint
     (0.5 for the 256² models, 1.0 for 512²; time 1.0, or 2/3 for 64 frames)."""
 
@@ -48,26 +47,8 @@ class STDiTConfig:
     time_scale: float = 1.0
     extra: dict = field(default_factory=dict, repr=False)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> STDiTConfig:
-        names = {f.name for f in fields(cls)} - {"extra"}
-        known = {k: v for k, v in data.items() if k in names}
-        if "patch_size" in known:
-            known["patch_size"] = tuple(known["patch_size"])
-        return cls(**known, extra={k: v for k, v in data.items() if k not in names})
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> STDiTConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-    def to_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
-        out["patch_size"] = list(self.patch_size)
-        return {"architectures": ["STDiT"], "model_type": "stdit", **self.extra, **out}
-
-    @property
-    def out_channels(self) -> int:
-        return self.in_channels * 2 if self.pred_sigma else self.in_channels
+    ARCHITECTURE = "STDiT"
+    MODEL_TYPE = "stdit"
 
 
 def sincos_1d(positions: torch.Tensor, dim: int) -> torch.Tensor:

@@ -22,15 +22,14 @@ same embeddings at timestep 0. State-dict keys are those of ``hpcai-tech/OpenSor
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import ReleasedConfig
 from .stdit3 import (
     CaptionProjection,
     CrossAttention,
@@ -45,7 +44,7 @@ from .stdit3 import (
 
 
 @dataclass
-class STDiT2Config:
+class STDiT2Config(ReleasedConfig):
     """Fields of the released ``config.json`` that shape the network (others kept in ``extra``)."""
 
     in_channels: int = 4
@@ -62,26 +61,8 @@ class STDiT2Config:
     qk_norm_legacy: bool = True
     extra: dict = field(default_factory=dict, repr=False)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> STDiT2Config:
-        names = {f.name for f in fields(cls)} - {"extra"}
-        known = {k: v for k, v in data.items() if k in names}
-        if "patch_size" in known:
-            known["patch_size"] = tuple(known["patch_size"])
-        return cls(**known, extra={k: v for k, v in data.items() if k not in names})
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> STDiT2Config:
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-    def to_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
-        out["patch_size"] = list(self.patch_size)
-        return {"architectures": ["STDiT2"], "model_type": "stdit2", **self.extra, **out}
-
-    @property
-    def out_channels(self) -> int:
-        return self.in_channels * 2 if self.pred_sigma else self.in_channels
+    ARCHITECTURE = "STDiT2"
+    MODEL_TYPE = "stdit2"
 
 
 class SizeEmbedder(ScalarEmbedder):

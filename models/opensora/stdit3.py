@@ -20,18 +20,18 @@ is torch SDPA and layer norms are plain PyTorch, so no xformers/flash-attn/apex 
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import ReleasedConfig
+
 
 @dataclass
-class STDiT3Config:
+class STDiT3Config(ReleasedConfig):
     """Fields of the released ``config.json`` that shape the network (others are ignored)."""
 
     in_channels: int = 4
@@ -48,26 +48,8 @@ class STDiT3Config:
     skip_y_embedder: bool = False
     extra: dict = field(default_factory=dict, repr=False)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> STDiT3Config:
-        names = {f.name for f in fields(cls)} - {"extra"}
-        known = {k: v for k, v in data.items() if k in names}
-        if "patch_size" in known:
-            known["patch_size"] = tuple(known["patch_size"])
-        return cls(**known, extra={k: v for k, v in data.items() if k not in names})
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> STDiT3Config:
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-    def to_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
-        out["patch_size"] = list(self.patch_size)
-        return {"architectures": ["STDiT3"], "model_type": "STDiT3", **self.extra, **out}
-
-    @property
-    def out_channels(self) -> int:
-        return self.in_channels * 2 if self.pred_sigma else self.in_channels
+    ARCHITECTURE = "STDiT3"
+    MODEL_TYPE = "STDiT3"
 
 
 # --------------------------------------------------------------------------------------- embeddings
