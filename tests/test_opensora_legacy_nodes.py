@@ -150,8 +150,8 @@ def test_bad_inputs(dirs, v11, cond):
         run(nodes.OpenSoraLegacyLoader, version=LABELS["1.1"], checkpoint="missing.pth")
     with pytest.raises(MissingWeightsError, match="huggingface.co/stabilityai/sd-vae-ft-ema"):
         run(nodes.OpenSoraLegacyLoader, version=LABELS["1.1"], vae="nowhere")
-    with pytest.raises(InputError, match="multiples of 8"):
-        load("1.1", custom_width=36, custom_height=48)
+    with pytest.raises(InputError, match="at least 16 pixels"):
+        load("1.1", custom_width=8, custom_height=48)
     with pytest.raises(InputError, match="give both"):
         load("1.1", custom_width=32, custom_height=0)
     with pytest.raises(InputError, match="needs a reference"):

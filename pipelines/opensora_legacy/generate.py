@@ -72,10 +72,9 @@ def default_size(version: versions.Version, checkpoint: str | Path) -> tuple[int
 
 
 def check_size(height: int, width: int) -> None:
-    if height < 16 or width < 16 or height % 8 or width % 8:
-        raise InputError(
-            f"size {width}x{height}: width and height must be multiples of 8 (the VAE's factor) and ≥ 16."
-        )
+    """Any size of at least 16 px; the latent grid is ⌊size/8⌋ as upstream (426 wide → 424 px out)."""
+    if height < 16 or width < 16:
+        raise InputError(f"size {width}x{height}: width and height must be at least 16 pixels.")
 
 
 def load_model(
@@ -103,9 +102,7 @@ def load_model(
         raise InputError(f"frames must be at least 1, got {frames}.")
     source = version.checkpoint_source
     if not Path(checkpoint).exists():
-        raise MissingWeightsError(
-            f"'{checkpoint}' not found; download {source} into models/opensora."
-        )
+        raise MissingWeightsError(f"'{checkpoint}' not found; download {source} into models/opensora.")
     loader = {
         "stdit2": legacy_loading.load_stdit2,
         "stdit": legacy_loading.load_stdit,
