@@ -23,6 +23,8 @@ DIT_DEFAULT = "OpenSora-STDiT-v3"
 VAE_DEFAULT = "OpenSora-VAE-v1.2"
 T5_DEFAULT = "t5-v1_1-xxl"
 _T5_CACHE: dict[tuple[str, str], text.T5] = {}
+#: T5 caption lengths by model version (upstream ``model_max_length``).
+MAX_TOKENS = {"300 (v1.2, PixArt-Σ)": 300, "200 (v1.1)": 200, "120 (v1.0, PixArt-α)": 120}
 
 
 def _folders(folder: str, want_vae: bool | None = None) -> list[str]:
@@ -58,6 +60,63 @@ def _conditioning(cond, what: str) -> tuple[torch.Tensor, torch.Tensor | None] |
             f"{what} has no T5 attention mask; encode the prompt with the Open-Sora text encoder."
         )
     return y, mask
+
+
+def _prompt_inputs() -> dict:
+    """Prompt, negative and v1.2 score inputs shared by both text encoder nodes."""
+    return {
+        "prompt": ("STRING", {"default": "", "multiline": True, "tooltip": "What the video shows."}),
+        "negative_prompt": (
+            "STRING",
+            {
+                "default": "",
+                "multiline": True,
+                "tooltip": "Empty = the model's learned null caption (upstream default).",
+            },
+        ),
+        "aesthetic_score": (
+            "FLOAT",
+            {
+                "default": 6.5,
+                "min": 0.0,
+                "max": 7.0,
+                "step": 0.1,
+                "tooltip": "Appends 'aesthetic score: X.'; 0 = off.",
+            },
+        ),
+        "motion_score": (
+            "FLOAT",
+            {
+                "default": 0.0,
+                "min": 0.0,
+                "max": 100.0,
+                "step": 1.0,
+                "tooltip": "Appends 'motion score: X.' (low = calm); 0 = off.",
+            },
+        ),
+        "camera_motion": (
+            list(text.CAMERA_MOTIONS),
+            {"default": "none", "tooltip": "Appends 'camera motion: …' (followed loosely)."},
+        ),
+    }
+
+
+def _prompts(prompt: str, negative_prompt: str, aesthetic_score, motion_score, camera_motion):
+    """(full prompt with score suffixes, negative or '') after checking the prompt is not empty."""
+    if not prompt.strip():
+        raise InputError("prompt is empty; describe the video to generate.")
+    full = text.add_scores(prompt.strip(), aesthetic_score or None, motion_score or None, camera_motion)
+    return full, negative_prompt.strip()
+
+
+def _text_outputs(y: torch.Tensor, mask: torch.Tensor, prompts: list[str]) -> tuple[list, list]:
+    """CONDITIONING pair: features + mask per prompt; no negative → the model's null caption."""
+    positive = [[y[:1], {"attention_mask": mask[:1], "opensora_prompt": prompts[0]}]]
+    if len(prompts) > 1:
+        negative = [[y[1:], {"attention_mask": mask[1:], "opensora_prompt": prompts[1]}]]
+    else:
+        negative = [[torch.zeros(1, 1, y.shape[-1]), {"opensora_null": True}]]
+    return positive, negative
 
 
 class OpenSoraLoader:
@@ -199,39 +258,7 @@ class OpenSoraTextEncoder:
                         "with DeepFloyd/t5-v1_1-xxl (transformers layout)."
                     },
                 ),
-                "prompt": ("STRING", {"default": "", "multiline": True, "tooltip": "What the video shows."}),
-                "negative_prompt": (
-                    "STRING",
-                    {
-                        "default": "",
-                        "multiline": True,
-                        "tooltip": "Empty = the model's learned null caption (upstream default).",
-                    },
-                ),
-                "aesthetic_score": (
-                    "FLOAT",
-                    {
-                        "default": 6.5,
-                        "min": 0.0,
-                        "max": 7.0,
-                        "step": 0.1,
-                        "tooltip": "Appends 'aesthetic score: X.'; 0 = off.",
-                    },
-                ),
-                "motion_score": (
-                    "FLOAT",
-                    {
-                        "default": 0.0,
-                        "min": 0.0,
-                        "max": 100.0,
-                        "step": 1.0,
-                        "tooltip": "Appends 'motion score: X.' (low = calm); 0 = off.",
-                    },
-                ),
-                "camera_motion": (
-                    list(text.CAMERA_MOTIONS),
-                    {"default": "none", "tooltip": "Appends 'camera motion: …' (followed loosely)."},
-                ),
+                **_prompt_inputs(),
                 "precision": (DTYPE_CHOICES, {"default": "auto", "tooltip": "T5 precision (bf16 ≈ 9.5 GB)."}),
             }
         }
@@ -251,9 +278,7 @@ class OpenSoraTextEncoder:
         camera_motion="none",
         precision="auto",
     ):
-        if not prompt.strip():
-            raise InputError("prompt is empty; describe the video to generate.")
-        full = text.add_scores(prompt.strip(), aesthetic_score or None, motion_score or None, camera_motion)
+        full, negative = _prompts(prompt, negative_prompt, aesthetic_score, motion_score, camera_motion)
         dtype = resolve_dtype(precision, get_torch_device())
         path = _resolve_folder(T5_FOLDER, t5, "https://huggingface.co/DeepFloyd/t5-v1_1-xxl")
         key = (str(path), str(dtype))
@@ -261,15 +286,55 @@ class OpenSoraTextEncoder:
             _T5_CACHE.clear()
             _T5_CACHE[key] = text.load_t5(path, dtype=dtype)
         model = _T5_CACHE[key]
-        prompts = [full] + ([negative_prompt.strip()] if negative_prompt.strip() else [])
+        prompts = [full] + ([negative] if negative else [])
         with on_device(model.encoder) as device:
             y, mask = text.encode(model, prompts, device)
-        positive = [[y[:1], {"attention_mask": mask[:1], "opensora_prompt": full}]]
-        if len(prompts) > 1:
-            negative = [[y[1:], {"attention_mask": mask[1:], "opensora_prompt": prompts[1]}]]
-        else:
-            negative = [[torch.zeros(1, 1, y.shape[-1]), {"opensora_null": True}]]
-        return (positive, negative)
+        return _text_outputs(y, mask, prompts)
+
+
+class OpenSoraTextEncodeCLIP:
+    """The same CONDITIONING as the Open-Sora text encoder, from ComfyUI's own T5-XXL CLIP object
+    (CLIPLoader with t5xxl_fp16 / t5xxl_fp8_e4m3fn, type sd3, pixart, ltxv or mochi)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "clip": ("CLIP", {"tooltip": "T5-XXL from ComfyUI's CLIPLoader (t5xxl_fp16/fp8 file)."}),
+                **_prompt_inputs(),
+                "max_tokens": (
+                    list(MAX_TOKENS),
+                    {
+                        "default": next(iter(MAX_TOKENS)),
+                        "tooltip": "Caption length the model was trained with (padding is masked).",
+                    },
+                ),
+            }
+        }
+
+    RETURN_TYPES = ("CONDITIONING", "CONDITIONING")
+    RETURN_NAMES = ("positive", "negative")
+    FUNCTION = "encode"
+    CATEGORY = CATEGORY
+
+    def encode(
+        self,
+        clip,
+        prompt,
+        negative_prompt="",
+        aesthetic_score=6.5,
+        motion_score=0.0,
+        camera_motion="none",
+        max_tokens="300 (v1.2, PixArt-Σ)",
+    ):
+        if max_tokens not in MAX_TOKENS:
+            raise InputError(f"max_tokens {max_tokens!r} is not one of {list(MAX_TOKENS)}.")
+        full, negative = _prompts(prompt, negative_prompt, aesthetic_score, motion_score, camera_motion)
+        prompts = [full] + ([negative] if negative else [])
+        encoded = [text.encode_with_clip(clip, p, MAX_TOKENS[max_tokens]) for p in prompts]
+        y = torch.cat([e[0] for e in encoded])
+        mask = torch.cat([e[1] for e in encoded])
+        return _text_outputs(y, mask, prompts)
 
 
 class OpenSoraEncoder:
@@ -509,6 +574,7 @@ class OpenSoraDecoder:
 NODE_CLASS_MAPPINGS = {
     "MotionSuite_OpenSora_Loader": OpenSoraLoader,
     "MotionSuite_OpenSora_TextEncoder": OpenSoraTextEncoder,
+    "MotionSuite_OpenSora_TextEncodeCLIP": OpenSoraTextEncodeCLIP,
     "MotionSuite_OpenSora_Encoder": OpenSoraEncoder,
     "MotionSuite_OpenSora_Sampler": OpenSoraSampler,
     "MotionSuite_OpenSora_Decoder": OpenSoraDecoder,
@@ -516,6 +582,7 @@ NODE_CLASS_MAPPINGS = {
 NODE_DISPLAY_NAME_MAPPINGS = {
     "MotionSuite_OpenSora_Loader": "Loader (Open-Sora)",
     "MotionSuite_OpenSora_TextEncoder": "Text Encoder (Open-Sora)",
+    "MotionSuite_OpenSora_TextEncodeCLIP": "Text Encode with ComfyUI T5 (Open-Sora)",
     "MotionSuite_OpenSora_Encoder": "Encoder (Open-Sora)",
     "MotionSuite_OpenSora_Sampler": "Sampler (Open-Sora)",
     "MotionSuite_OpenSora_Decoder": "Decoder (Open-Sora)",
