@@ -14,7 +14,7 @@ from ..pipelines.core import weights
 from ..pipelines.core.device import DTYPE_CHOICES, get_offload_device, get_torch_device, resolve_dtype
 from ..pipelines.core.errors import InputError, MissingWeightsError
 from ..pipelines.core.memory import on_device
-from ..pipelines.opensora import aspect, generate, loading, text
+from ..pipelines.opensora import aspect, captions, generate, loading, text
 
 FOLDER = "opensora"
 T5_FOLDER = "text_encoders"
@@ -98,15 +98,30 @@ def _prompt_inputs() -> dict:
             list(text.CAMERA_MOTIONS),
             {"default": "none", "tooltip": "Appends 'camera motion: …' (followed loosely)."},
         ),
+        "clean_caption": (
+            "BOOLEAN",
+            {
+                "default": False,
+                "tooltip": "Clean the prompts as the training captions were (lower case; no URLs, "
+                "HTML, @handles, hashtags, CJK; quotes and dashes unified).",
+            },
+        ),
     }
 
 
-def _prompts(prompt: str, negative_prompt: str, aesthetic_score, motion_score, camera_motion):
-    """(full prompt with score suffixes, negative or '') after checking the prompt is not empty."""
+def _prompts(prompt: str, negative_prompt: str, aesthetic_score, motion_score, camera_motion, clean=False):
+    """(full prompt with score suffixes, negative or '') after checking the prompt is not empty.
+
+    Cleaning comes after the suffixes, as upstream does it (the suffixes survive it unchanged)."""
     if not prompt.strip():
         raise InputError("prompt is empty; describe the video to generate.")
     full = text.add_scores(prompt.strip(), aesthetic_score or None, motion_score or None, camera_motion)
-    return full, negative_prompt.strip()
+    negative = negative_prompt.strip()
+    if clean:
+        full, negative = captions.clean(full), captions.clean(negative) if negative else ""
+        if not full:
+            raise InputError("the prompt is empty after caption cleaning; turn clean_caption off.")
+    return full, negative
 
 
 def _text_outputs(y: torch.Tensor, mask: torch.Tensor, prompts: list[str]) -> tuple[list, list]:
@@ -276,9 +291,12 @@ class OpenSoraTextEncoder:
         aesthetic_score=6.5,
         motion_score=0.0,
         camera_motion="none",
+        clean_caption=False,
         precision="auto",
     ):
-        full, negative = _prompts(prompt, negative_prompt, aesthetic_score, motion_score, camera_motion)
+        full, negative = _prompts(
+            prompt, negative_prompt, aesthetic_score, motion_score, camera_motion, clean_caption
+        )
         dtype = resolve_dtype(precision, get_torch_device())
         path = _resolve_folder(T5_FOLDER, t5, "https://huggingface.co/DeepFloyd/t5-v1_1-xxl")
         key = (str(path), str(dtype))
@@ -289,51 +307,6 @@ class OpenSoraTextEncoder:
         prompts = [full] + ([negative] if negative else [])
         with on_device(model.encoder) as device:
             y, mask = text.encode(model, prompts, device)
-        return _text_outputs(y, mask, prompts)
-
-
-class OpenSoraTextEncodeCLIP:
-    """The same CONDITIONING as the Open-Sora text encoder, from ComfyUI's own T5-XXL CLIP object
-    (CLIPLoader with t5xxl_fp16 / t5xxl_fp8_e4m3fn, type sd3, pixart, ltxv or mochi)."""
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "clip": ("CLIP", {"tooltip": "T5-XXL from ComfyUI's CLIPLoader (t5xxl_fp16/fp8 file)."}),
-                **_prompt_inputs(),
-                "max_tokens": (
-                    list(MAX_TOKENS),
-                    {
-                        "default": next(iter(MAX_TOKENS)),
-                        "tooltip": "Caption length the model was trained with (padding is masked).",
-                    },
-                ),
-            }
-        }
-
-    RETURN_TYPES = ("CONDITIONING", "CONDITIONING")
-    RETURN_NAMES = ("positive", "negative")
-    FUNCTION = "encode"
-    CATEGORY = CATEGORY
-
-    def encode(
-        self,
-        clip,
-        prompt,
-        negative_prompt="",
-        aesthetic_score=6.5,
-        motion_score=0.0,
-        camera_motion="none",
-        max_tokens="300 (v1.2, PixArt-Σ)",
-    ):
-        if max_tokens not in MAX_TOKENS:
-            raise InputError(f"max_tokens {max_tokens!r} is not one of {list(MAX_TOKENS)}.")
-        full, negative = _prompts(prompt, negative_prompt, aesthetic_score, motion_score, camera_motion)
-        prompts = [full] + ([negative] if negative else [])
-        encoded = [text.encode_with_clip(clip, p, MAX_TOKENS[max_tokens]) for p in prompts]
-        y = torch.cat([e[0] for e in encoded])
-        mask = torch.cat([e[1] for e in encoded])
         return _text_outputs(y, mask, prompts)
 
 
@@ -574,7 +547,6 @@ class OpenSoraDecoder:
 NODE_CLASS_MAPPINGS = {
     "MotionSuite_OpenSora_Loader": OpenSoraLoader,
     "MotionSuite_OpenSora_TextEncoder": OpenSoraTextEncoder,
-    "MotionSuite_OpenSora_TextEncodeCLIP": OpenSoraTextEncodeCLIP,
     "MotionSuite_OpenSora_Encoder": OpenSoraEncoder,
     "MotionSuite_OpenSora_Sampler": OpenSoraSampler,
     "MotionSuite_OpenSora_Decoder": OpenSoraDecoder,
@@ -582,7 +554,6 @@ NODE_CLASS_MAPPINGS = {
 NODE_DISPLAY_NAME_MAPPINGS = {
     "MotionSuite_OpenSora_Loader": "Loader (Open-Sora)",
     "MotionSuite_OpenSora_TextEncoder": "Text Encoder (Open-Sora)",
-    "MotionSuite_OpenSora_TextEncodeCLIP": "Text Encode with ComfyUI T5 (Open-Sora)",
     "MotionSuite_OpenSora_Encoder": "Encoder (Open-Sora)",
     "MotionSuite_OpenSora_Sampler": "Sampler (Open-Sora)",
     "MotionSuite_OpenSora_Decoder": "Decoder (Open-Sora)",

@@ -16,6 +16,7 @@ import pytest
 import torch
 from motionsuite.models.opensora import STDiT3, STDiT3Config
 from motionsuite.nodes import opensora as nodes
+from motionsuite.nodes import opensora_text
 from motionsuite.pipelines.core import weights
 from motionsuite.pipelines.core.errors import InputError
 from motionsuite.pipelines.opensora import text
@@ -97,7 +98,7 @@ PROMPT = dict(prompt="a cat runs on the beach", negative_prompt="a dog", motion_
 )
 def test_comfy_clip_gives_the_text_encoder_conditioning(t5_dir, kind, with_clip_lg):
     clip = FakeComfyT5(t5_dir, kind, with_clip_lg)
-    pos, neg = run(nodes.OpenSoraTextEncodeCLIP, clip=clip, **PROMPT)
+    pos, neg = run(opensora_text.OpenSoraTextEncodeCLIP, clip=clip, **PROMPT)
     ref_pos, ref_neg = run(nodes.OpenSoraTextEncoder, t5="t5-eos", precision="fp32", **PROMPT)
     assert all(call.get("disable_weights") for call in clip.calls)  # prompt text is literal, as upstream
     for ours, ref in ((pos, ref_pos), (neg, ref_neg)):
@@ -116,7 +117,7 @@ def test_same_video_features_in_stdit3(t5_dir):
     """The zero padding rows change nothing: STDiT3 masks them, so the DiT output is identical."""
     model = STDiT3(STDiT3Config.from_dict(DIT))
     model.load_state_dict(random_state_dict(model, 5, gain=0.5))
-    pos, _ = run(nodes.OpenSoraTextEncodeCLIP, clip=FakeComfyT5(t5_dir, "sd3"), **PROMPT)
+    pos, _ = run(opensora_text.OpenSoraTextEncodeCLIP, clip=FakeComfyT5(t5_dir, "sd3"), **PROMPT)
     ref, _ = run(nodes.OpenSoraTextEncoder, t5="t5-eos", precision="fp32", **PROMPT)
     x, t = torch.randn(1, 4, 3, 4, 4), torch.tensor([700.0])
     with torch.no_grad():
@@ -128,28 +129,31 @@ def test_same_video_features_in_stdit3(t5_dir):
 def test_long_prompts_truncate_like_transformers_and_scores_are_not_doubled(t5_dir):
     long = " ".join(["a cat on the beach"] * 80) + " aesthetic score: 6.5."
     kwargs = dict(prompt=long, aesthetic_score=6.5)
-    (pos,), _ = run(nodes.OpenSoraTextEncodeCLIP, clip=FakeComfyT5(t5_dir, "mochi"), **kwargs)
+    (pos,), _ = run(opensora_text.OpenSoraTextEncodeCLIP, clip=FakeComfyT5(t5_dir, "mochi"), **kwargs)
     (ref,), _ = run(nodes.OpenSoraTextEncoder, t5="t5-eos", precision="fp32", **kwargs)
     assert pos[1]["opensora_prompt"] == long  # already has the aesthetic score: not appended again
     assert torch.equal(pos[1]["attention_mask"], ref[1]["attention_mask"])
     assert int(pos[1]["attention_mask"].sum()) == 300
     torch.testing.assert_close(pos[0], ref[0], atol=1e-5, rtol=1e-5)
     (short,), _ = run(
-        nodes.OpenSoraTextEncodeCLIP, clip=FakeComfyT5(t5_dir), max_tokens="120 (v1.0, PixArt-α)", **kwargs
+        opensora_text.OpenSoraTextEncodeCLIP,
+        clip=FakeComfyT5(t5_dir),
+        max_tokens="120 (v1.0, PixArt-α)",
+        **kwargs,
     )
     assert short[0].shape == (1, 120, 32) and int(short[1]["attention_mask"].sum()) == 120
 
 
 def test_clip_bad_inputs(t5_dir):
     with pytest.raises(InputError, match="CLIPLoader"):
-        run(nodes.OpenSoraTextEncodeCLIP, clip=object(), prompt="a cat")
+        run(opensora_text.OpenSoraTextEncodeCLIP, clip=object(), prompt="a cat")
 
     class ClipLOnly(FakeComfyT5):
         def tokenize(self, text_, return_word_ids=False, **kwargs):
             return {"l": [[(49406, 1.0), (49407, 1.0)]]}
 
     with pytest.raises(InputError, match="no T5-XXL"):
-        run(nodes.OpenSoraTextEncodeCLIP, clip=ClipLOnly(t5_dir), prompt="a cat")
+        run(opensora_text.OpenSoraTextEncodeCLIP, clip=ClipLOnly(t5_dir), prompt="a cat")
 
     class Combined(FakeComfyT5):
         def encode_from_tokens(self, tokens, return_pooled=False, return_dict=False):
@@ -157,9 +161,25 @@ def test_clip_bad_inputs(t5_dir):
             return torch.cat([torch.zeros(1, 77, cond.shape[-1]), cond], dim=-2)
 
     with pytest.raises(InputError, match="T5 tokens"):
-        run(nodes.OpenSoraTextEncodeCLIP, clip=Combined(t5_dir), prompt="a cat")
+        run(opensora_text.OpenSoraTextEncodeCLIP, clip=Combined(t5_dir), prompt="a cat")
     with pytest.raises(InputError, match="prompt is empty"):
-        run(nodes.OpenSoraTextEncodeCLIP, clip=FakeComfyT5(t5_dir), prompt=" ")
+        run(opensora_text.OpenSoraTextEncodeCLIP, clip=FakeComfyT5(t5_dir), prompt=" ")
     with pytest.raises(InputError, match="max_tokens"):
-        run(nodes.OpenSoraTextEncodeCLIP, clip=FakeComfyT5(t5_dir), prompt="a cat", max_tokens="77")
+        run(opensora_text.OpenSoraTextEncodeCLIP, clip=FakeComfyT5(t5_dir), prompt="a cat", max_tokens="77")
     assert text.T5_EOS == 1 and text.T5_PAD == 0
+
+
+def test_clean_caption_option_on_both_encoders(t5_dir):
+    kwargs = dict(prompt="A CAT runs on the Beach https://example.com @someone", clean_caption=True)
+    (pos,), _ = run(opensora_text.OpenSoraTextEncodeCLIP, clip=FakeComfyT5(t5_dir), **kwargs)
+    (ref,), _ = run(nodes.OpenSoraTextEncoder, t5="t5-eos", precision="fp32", **kwargs)
+    assert (
+        pos[1]["opensora_prompt"]
+        == ref[1]["opensora_prompt"]
+        == "a cat runs on the beach aesthetic score: 6.5."
+    )
+    assert torch.equal(pos[1]["attention_mask"], ref[1]["attention_mask"])
+    assert int(ref[1]["attention_mask"].sum()) == 10  # nothing unknown left: 9 words + EOS
+    with pytest.raises(InputError, match="after caption cleaning"):
+        run(opensora_text.OpenSoraTextEncodeCLIP, clip=FakeComfyT5(t5_dir), prompt="美丽的日落",
+            aesthetic_score=0.0, clean_caption=True)  # fmt: skip
