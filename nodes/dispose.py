@@ -190,7 +190,8 @@ class DisPoseMotionEncoder:
                         "default": "global",
                         **_tip(
                             "global: one scale/offset fitting the driving body to the reference (upstream); "
-                            "none: use the driving coordinates as they are."
+                            "per-limb: global fit, then every limb gets the reference's length (driving "
+                            "angles, reference proportions); none: use the driving coordinates as they are."
                         ),
                     },
                 ),

@@ -40,7 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=576, help="output width (multiple of 64)")
     parser.add_argument("--height", type=int, default=1024, help="output height (multiple of 64)")
     parser.add_argument("--fit", choices=generate.FIT_MODES, default="crop", help="reference fitting")
-    parser.add_argument("--retarget", choices=generate.RETARGET_MODES, default="global", help="pose fitting")
+    parser.add_argument(
+        "--retarget",
+        choices=generate.RETARGET_MODES,
+        default="global",
+        help="pose fitting: global (upstream), per-limb (reference limb lengths) or none",
+    )
     parser.add_argument("--tile", type=int, default=16, help="frames per tile (incl. the reference frame)")
     parser.add_argument("--overlap", type=int, default=6, help="frames shared by neighbouring tiles")
     parser.add_argument("--steps", type=int, default=25, help="Euler steps")
