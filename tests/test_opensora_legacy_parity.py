@@ -13,20 +13,29 @@ height 48, width 32, num_frames 4, ar, fps 24 as ``scripts/inference.py`` builds
 same with ``ref`` copied into frame 0 and the frame mask [0, 1, 1, 1] (first-frame conditioning).
 The pack side runs the node-level ``generate`` with the 300-token features (it cuts them to the
 model's 200) and upstream's step-noise draws substituted for its seeded CPU noise.
+
+PixArt-α (``legacy_pixart_parity.safetensors``): upstream branch ``opensora/v1.2`` (bde3c42),
+``PixArt(depth 1, hidden 24, heads 2, caption 32, model_max_length 120, input_size (1,8,8))`` with
+``random_state_dict(model, 3, gain=0.5)`` (its fixed ``pos_embed*`` tables kept), the fake text
+encoder cutting the stored features to 120 tokens, and ``DPM_SOLVER(num_sampling_steps=3,
+cfg_scale=7.0).sample`` for two images from ``z = randn((2,4,8,8), generator=manual_seed(9))``.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
+from motionsuite.models.opensora.pixart import PixArt, PixArtConfig
 from motionsuite.pipelines.opensora_legacy import generate
-from opensora_legacy_tiny import write_sd_vae, write_stdit2
-from parity_utils import max_abs_diff
+from opensora_legacy_tiny import TINY, write_sd_vae, write_stdit2
+from parity_utils import max_abs_diff, random_state_dict
 from safetensors import safe_open
 
 FIXTURE = Path(__file__).parent / "fixtures" / "opensora" / "legacy_pipeline_parity.safetensors"
+PIXART_FIXTURE = FIXTURE.with_name("legacy_pixart_parity.safetensors")
 REL_TOL = 1e-5  # outputs reach |x| ≈ 10³ after 3 respaced steps from random weights
 
 
@@ -64,3 +73,27 @@ def test_v11_first_frame_matches_upstream(setup, monkeypatch):
     ours = _run(model, tensors, monkeypatch, reference=reference, mode="first frame")
     ref = tensors["first_frame"]
     assert max_abs_diff(ours, ref) <= REL_TOL * ref.abs().max()
+
+
+def _read(path: Path) -> dict[str, torch.Tensor]:
+    with safe_open(str(path), "pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+
+
+def test_pixart_alpha_images_match_upstream(tmp_path):
+    """Released layout: ``{"state_dict"}`` .pth with the 2-D patch kernel, a same-named .json config."""
+    tensors = _read(PIXART_FIXTURE)
+    config = PixArtConfig(**TINY, model_max_length=120, input_size=(8, 8))
+    ours = PixArt(config).state_dict()
+    upstream_keys = {**ours, "pos_embed": torch.zeros(1, 16, 24), "pos_embed_temporal": torch.zeros(1, 1, 24)}
+    sd = {k: v for k, v in random_state_dict(upstream_keys, 3, gain=0.5).items() if k in ours}
+    sd["x_embedder.proj.weight"] = sd["x_embedder.proj.weight"][:, :, 0]
+    path = tmp_path / "PixArt-XL-2-512x512.pth"
+    torch.save({"state_dict": sd}, path)
+    path.with_suffix(".json").write_text(json.dumps(config.to_dict()))
+    model = generate.load_model(
+        "pixart-alpha", path, write_sd_vae(tmp_path / "vae"), height=64, width=64, num_frames=2
+    )
+    latent = generate.generate(model, (tensors["y"], tensors["mask"]), seed=9, steps=3, guidance=7.0)
+    ref = tensors["pixart_alpha"]
+    assert max_abs_diff(latent["samples"] * model.vae.scaling_factor, ref) <= REL_TOL * ref.abs().max()
