@@ -28,27 +28,38 @@ MODEL_TYPE = "MS_OPENSORA_LEGACY_MODEL"
 _DIT_EXTS = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
 
 
-def _is_vae_config(path: Path) -> bool:
+#: model types of Open-Sora 1.2 folders, which have their own loader
+_V12_TYPES = ("stdit3", "videoautoencoderpipeline")
+
+
+def _config_kind(path: Path) -> str:
+    """'vae' (diffusers AutoencoderKL), 'v1.2' (STDiT3 / VAE 1.2 folders) or 'dit'."""
     try:
-        return "AutoencoderKL" in str(json.loads(path.read_text()).get("_class_name", ""))
-    except (OSError, ValueError, AttributeError):
-        return False
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return "dit"
+    if not isinstance(config, dict):
+        return "dit"
+    if "AutoencoderKL" in str(config.get("_class_name", "")):
+        return "vae"
+    names = [str(config.get("model_type", "")), *map(str, config.get("architectures") or [])]
+    return "v1.2" if any(n.lower() in _V12_TYPES for n in names) else "dit"
 
 
-def _config_folders(folder: str) -> dict[str, bool]:
-    """Folders holding a config.json under ``folder`` → whether it is a diffusers VAE."""
-    found: dict[str, bool] = {}
+def _config_folders(folder: str) -> dict[str, str]:
+    """Folders holding a config.json under ``folder`` → their kind (see :func:`_config_kind`)."""
+    found: dict[str, str] = {}
     for rel in weights.list_files(folder, ("config.json",)):
         parent = Path(rel).parent.as_posix()
         path = weights.find_file(folder, rel)
         if parent != "." and path is not None and parent not in found:
-            found[parent] = _is_vae_config(path)
+            found[parent] = _config_kind(path)
     return found
 
 
 def checkpoint_choices() -> list[str]:
     folders = _config_folders(FOLDER)
-    dits = [name for name, is_vae in folders.items() if not is_vae]
+    dits = [name for name, kind in folders.items() if kind == "dit"]
     for rel in weights.list_files(FOLDER, _DIT_EXTS):
         if not any(rel.startswith(f + "/") for f in folders):
             dits.append(rel)
@@ -58,7 +69,7 @@ def checkpoint_choices() -> list[str]:
 def vae_choices() -> list[str]:
     names = [DEFAULT]
     for folder in VAE_FOLDERS:
-        names += [n for n, is_vae in _config_folders(folder).items() if is_vae and n not in names]
+        names += [n for n, kind in _config_folders(folder).items() if kind == "vae" and n not in names]
     return names
 
 

@@ -8,6 +8,8 @@ node (300 tokens), which the legacy sampler fits to each model's caption length.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from motionsuite.nodes import opensora as v12_nodes
@@ -204,3 +206,17 @@ def test_comfy_vae_input_replaces_the_vae_folder(v11, cond):
     assert frames.shape == (4, 48, 32, 3) and torch.allclose(frames, expected, atol=1e-5)
     with pytest.raises(InputError, match="ComfyUI VAE"):
         load("1.1", comfy_vae=object())
+
+
+def test_checkpoint_list_leaves_out_vaes_and_v12_folders(tmp_path):
+    configs = {
+        "vae": {"_class_name": "AutoencoderKL"},
+        "v1.2": {"architectures": ["STDiT3"], "model_type": "STDiT3"},
+        "v1.2 vae": {"model_type": "VideoAutoencoderPipeline"},
+        "dit": {"architectures": ["STDiT2"], "model_type": "stdit2"},
+    }
+    for name, config in configs.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(config))
+        assert nodes._config_kind(tmp_path / f"{name}.json") == name.split()[0]
+    (tmp_path / "broken.json").write_text("{")
+    assert nodes._config_kind(tmp_path / "broken.json") == "dit"
