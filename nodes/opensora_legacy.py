@@ -171,7 +171,16 @@ class OpenSoraLegacyLoader:
                         "tooltip": "Override the size (with custom_width), multiple of 8; 0 = off.",
                     },
                 ),
-            }
+            },
+            "optional": {
+                "comfy_vae": (
+                    "VAE",
+                    {
+                        "tooltip": "Optional ComfyUI VAE (Load VAE: vae-ft-ema-560000-ema-pruned, PixArt-Σ: "
+                        "sdxl_vae) used instead of the vae folder."
+                    },
+                ),
+            },
         }
 
     RETURN_TYPES = (MODEL_TYPE, "INT", "INT", "INT", "FLOAT")
@@ -191,12 +200,16 @@ class OpenSoraLegacyLoader:
         precision="auto",
         custom_width=0,
         custom_height=0,
+        comfy_vae=None,
     ):
         spec = versions.get(version)
         dit_path = _find(
             spec.checkpoint if checkpoint == DEFAULT else checkpoint, (FOLDER,), spec.checkpoint_source
         )
-        vae_path = _find(spec.vae if vae == DEFAULT else vae, VAE_FOLDERS, spec.vae_source)
+        if comfy_vae is not None:
+            vae_path = comfy_vae
+        else:
+            vae_path = _find(spec.vae if vae == DEFAULT else vae, VAE_FOLDERS, spec.vae_source)
         height = width = 0
         if custom_width or custom_height:
             if not (custom_width and custom_height):

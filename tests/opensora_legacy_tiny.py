@@ -23,7 +23,7 @@ from parity_utils import random_state_dict
 
 TINY = dict(depth=1, hidden_size=24, num_heads=2, caption_channels=T5_DIM)
 VAE = dict(
-    block_out_channels=[32, 32, 32, 32], layers_per_block=1, latent_channels=4, norm_num_groups=32,
+    block_out_channels=[8, 8, 8, 8], layers_per_block=1, latent_channels=4, norm_num_groups=4,
     down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
 )  # fmt: skip
 

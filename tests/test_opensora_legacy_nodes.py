@@ -150,8 +150,8 @@ def test_bad_inputs(dirs, v11, cond):
         run(nodes.OpenSoraLegacyLoader, version=LABELS["1.1"], checkpoint="missing.pth")
     with pytest.raises(MissingWeightsError, match="huggingface.co/stabilityai/sd-vae-ft-ema"):
         run(nodes.OpenSoraLegacyLoader, version=LABELS["1.1"], vae="nowhere")
-    with pytest.raises(InputError, match="multiples of 8"):
-        load("1.1", custom_width=36, custom_height=48)
+    with pytest.raises(InputError, match="at least 16 pixels"):
+        load("1.1", custom_width=8, custom_height=48)
     with pytest.raises(InputError, match="give both"):
         load("1.1", custom_width=32, custom_height=0)
     with pytest.raises(InputError, match="needs a reference"):
@@ -177,3 +177,30 @@ def test_bad_inputs(dirs, v11, cond):
         run(nodes.OpenSoraLegacySampler, model=pixart, positive=cond[0], steps=1)
     with pytest.raises(InputError, match="legacy loader"):
         run(nodes.OpenSoraLegacySampler, model=object(), positive=cond[0])
+
+
+class FakeComfyVAE:
+    """What ComfyUI's VAE object does for an SD VAE: IMAGE in [0,1] ↔ unscaled latents."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def encode(self, pixels):
+        return self.module.encode(pixels.permute(0, 3, 1, 2) * 2 - 1).latent_dist.mode()
+
+    def decode(self, latents):
+        return ((self.module.decode(latents).sample + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1)
+
+
+def test_comfy_vae_input_replaces_the_vae_folder(v11, cond):
+    folder_model = v11[0]
+    model = load("1.1", frames=4, comfy_vae=FakeComfyVAE(folder_model.vae.module))[0]
+    assert model.vae.scaling_factor == pytest.approx(0.18215)
+    (ref,) = run(nodes.OpenSoraLegacyEncoder, model=model, images=torch.rand(2, 48, 32, 3))
+    (latent,) = run(nodes.OpenSoraLegacySampler, model=model, positive=cond[0], steps=2, mode="first frame",
+                    reference=ref)  # fmt: skip
+    (frames,) = run(nodes.OpenSoraLegacyDecoder, model=model, latent=latent)
+    (expected,) = run(nodes.OpenSoraLegacyDecoder, model=folder_model, latent=latent)
+    assert frames.shape == (4, 48, 32, 3) and torch.allclose(frames, expected, atol=1e-5)
+    with pytest.raises(InputError, match="ComfyUI VAE"):
+        load("1.1", comfy_vae=object())

@@ -30,7 +30,7 @@ from ..core.progress import Progress
 from ..opensora import sampling as rf_sampling
 from ..opensora_schedulers import classifier_free, sample_dpm_solver, sample_iddpm, seeded_noise
 from . import versions
-from .sd_vae import SDVAE, load_sd_vae
+from .sd_vae import SDVAE, ComfyVAE, load_sd_vae
 
 log = logging.getLogger("MotionSuite")
 
@@ -43,7 +43,7 @@ class LegacyModel:
 
     version: versions.Version
     dit: torch.nn.Module
-    vae: SDVAE
+    vae: SDVAE | ComfyVAE
     height: int
     width: int
     num_frames: int  # frames of the video, or images in the batch for PixArt
@@ -72,16 +72,15 @@ def default_size(version: versions.Version, checkpoint: str | Path) -> tuple[int
 
 
 def check_size(height: int, width: int) -> None:
-    if height < 16 or width < 16 or height % 8 or width % 8:
-        raise InputError(
-            f"size {width}x{height}: width and height must be multiples of 8 (the VAE's factor) and ≥ 16."
-        )
+    """Any size of at least 16 px; the latent grid is ⌊size/8⌋ as upstream (426 wide → 424 px out)."""
+    if height < 16 or width < 16:
+        raise InputError(f"size {width}x{height}: width and height must be at least 16 pixels.")
 
 
 def load_model(
     version: str | versions.Version,
     checkpoint: str | Path,
-    vae: str | Path,
+    vae: str | Path | object,
     *,
     height: int = 0,
     width: int = 0,
@@ -90,7 +89,8 @@ def load_model(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> LegacyModel:
-    """Load a released DiT file/folder and a diffusers VAE folder; 0 = the version's default."""
+    """Load a released DiT file/folder and a diffusers VAE folder (or take ComfyUI's VAE object);
+    0 = the version's default."""
     version = version if isinstance(version, versions.Version) else versions.get(version)
     device = device if device is not None else get_offload_device()
     if bool(height) != bool(width):
@@ -103,16 +103,17 @@ def load_model(
         raise InputError(f"frames must be at least 1, got {frames}.")
     source = version.checkpoint_source
     if not Path(checkpoint).exists():
-        raise MissingWeightsError(
-            f"'{checkpoint}' not found; download {source} into models/opensora."
-        )
+        raise MissingWeightsError(f"'{checkpoint}' not found; download {source} into models/opensora.")
     loader = {
         "stdit2": legacy_loading.load_stdit2,
         "stdit": legacy_loading.load_stdit,
         "pixart": legacy_loading.load_pixart,
     }[version.network]
     dit = loader(checkpoint, dtype, device)
-    sd_vae = load_sd_vae(vae, dtype, device, source=version.vae_source)
+    if isinstance(vae, (str, Path)):
+        sd_vae: SDVAE | ComfyVAE = load_sd_vae(vae, dtype, device, source=version.vae_source)
+    else:
+        sd_vae = ComfyVAE(vae, versions.comfy_scaling_factor(version))
     return LegacyModel(
         version, dit, sd_vae, int(height), int(width), frames, float(fps or version.fps), dtype,
         Path(checkpoint).name,

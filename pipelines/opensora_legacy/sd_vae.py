@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.errors import MissingWeightsError
+from ..core.errors import InputError, MissingWeightsError
 from ..core.memory import on_device
 
 WEIGHT_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
@@ -98,3 +98,42 @@ def load_sd_vae(
     folder = vae_folder(path, source)
     module = AutoencoderKL.from_pretrained(str(folder), torch_dtype=dtype)
     return SDVAE(module.eval().requires_grad_(False).to(device), micro_batch)
+
+
+class ComfyVAE:
+    """ComfyUI's own ``VAE`` object (VAE Loader with ``vae-ft-ema-560000-ema-pruned`` or ``sdxl_vae``)
+    behind the :class:`SDVAE` interface; ComfyUI manages its memory. Its latents are unscaled like
+    ours; the DiT scale is the version's (0.18215 SD VAE, 0.13025 SDXL VAE). ComfyUI encodes to the
+    posterior mode, so encoding is always deterministic."""
+
+    spatial_factor = 8
+
+    def __init__(self, vae, scaling_factor: float, micro_batch: int = 4):
+        if not (callable(getattr(vae, "encode", None)) and callable(getattr(vae, "decode", None))):
+            raise InputError("the vae input must be a ComfyUI VAE (from Load VAE).")
+        self.vae = vae
+        self._scale = float(scaling_factor)
+        self.micro_batch = micro_batch
+
+    @property
+    def scaling_factor(self) -> float:
+        return self._scale
+
+    @torch.no_grad()
+    def encode(
+        self, frames: torch.Tensor, deterministic: bool = True, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        pixels = ((frames.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1)
+        return self.vae.encode(pixels).float().cpu()
+
+    @torch.no_grad()
+    def decode(
+        self, latents: torch.Tensor, batch: int = 0, callback: Callable[[int], None] | None = None
+    ) -> torch.Tensor:
+        out = []
+        for chunk in latents.split(batch or self.micro_batch):
+            images = self.vae.decode(chunk).float().cpu()
+            out.append(images.reshape(-1, *images.shape[-3:]).permute(0, 3, 1, 2) * 2 - 1)
+            if callback is not None:
+                callback(chunk.shape[0])
+        return torch.cat(out)

@@ -91,3 +91,8 @@ def get(key: str) -> Version:
         if key in (version.key, version.label):
             return version
     raise InputError(f"Open-Sora version {key!r} is not one of {list(VERSIONS)}.")
+
+
+def comfy_scaling_factor(version: Version) -> float:
+    """The latent scale of the VAE a version was trained with (for ComfyUI VAE objects, which lack it)."""
+    return 0.13025 if version.vae == "sdxl-vae" else 0.18215
