@@ -14,7 +14,7 @@ from ..pipelines.core import weights
 from ..pipelines.core.device import DTYPE_CHOICES, get_offload_device, get_torch_device, resolve_dtype
 from ..pipelines.core.errors import InputError, MissingWeightsError
 from ..pipelines.core.memory import on_device
-from ..pipelines.opensora import aspect, generate, loading, text
+from ..pipelines.opensora import aspect, captions, generate, loading, text
 
 FOLDER = "opensora"
 T5_FOLDER = "text_encoders"
@@ -23,6 +23,8 @@ DIT_DEFAULT = "OpenSora-STDiT-v3"
 VAE_DEFAULT = "OpenSora-VAE-v1.2"
 T5_DEFAULT = "t5-v1_1-xxl"
 _T5_CACHE: dict[tuple[str, str], text.T5] = {}
+#: T5 caption lengths by model version (upstream ``model_max_length``).
+MAX_TOKENS = {"300 (v1.2, PixArt-Σ)": 300, "200 (v1.1)": 200, "120 (v1.0, PixArt-α)": 120}
 
 
 def _folders(folder: str, want_vae: bool | None = None) -> list[str]:
@@ -58,6 +60,78 @@ def _conditioning(cond, what: str) -> tuple[torch.Tensor, torch.Tensor | None] |
             f"{what} has no T5 attention mask; encode the prompt with the Open-Sora text encoder."
         )
     return y, mask
+
+
+def _prompt_inputs() -> dict:
+    """Prompt, negative and v1.2 score inputs shared by both text encoder nodes."""
+    return {
+        "prompt": ("STRING", {"default": "", "multiline": True, "tooltip": "What the video shows."}),
+        "negative_prompt": (
+            "STRING",
+            {
+                "default": "",
+                "multiline": True,
+                "tooltip": "Empty = the model's learned null caption (upstream default).",
+            },
+        ),
+        "aesthetic_score": (
+            "FLOAT",
+            {
+                "default": 6.5,
+                "min": 0.0,
+                "max": 7.0,
+                "step": 0.1,
+                "tooltip": "Appends 'aesthetic score: X.'; 0 = off.",
+            },
+        ),
+        "motion_score": (
+            "FLOAT",
+            {
+                "default": 0.0,
+                "min": 0.0,
+                "max": 100.0,
+                "step": 1.0,
+                "tooltip": "Appends 'motion score: X.' (low = calm); 0 = off.",
+            },
+        ),
+        "camera_motion": (
+            list(text.CAMERA_MOTIONS),
+            {"default": "none", "tooltip": "Appends 'camera motion: …' (followed loosely)."},
+        ),
+        "clean_caption": (
+            "BOOLEAN",
+            {
+                "default": False,
+                "tooltip": "Clean the prompts as the training captions were (lower case; no URLs, "
+                "HTML, @handles, hashtags, CJK; quotes and dashes unified).",
+            },
+        ),
+    }
+
+
+def _prompts(prompt: str, negative_prompt: str, aesthetic_score, motion_score, camera_motion, clean=False):
+    """(full prompt with score suffixes, negative or '') after checking the prompt is not empty.
+
+    Cleaning comes after the suffixes, as upstream does it (the suffixes survive it unchanged)."""
+    if not prompt.strip():
+        raise InputError("prompt is empty; describe the video to generate.")
+    full = text.add_scores(prompt.strip(), aesthetic_score or None, motion_score or None, camera_motion)
+    negative = negative_prompt.strip()
+    if clean:
+        full, negative = captions.clean(full), captions.clean(negative) if negative else ""
+        if not full:
+            raise InputError("the prompt is empty after caption cleaning; turn clean_caption off.")
+    return full, negative
+
+
+def _text_outputs(y: torch.Tensor, mask: torch.Tensor, prompts: list[str]) -> tuple[list, list]:
+    """CONDITIONING pair: features + mask per prompt; no negative → the model's null caption."""
+    positive = [[y[:1], {"attention_mask": mask[:1], "opensora_prompt": prompts[0]}]]
+    if len(prompts) > 1:
+        negative = [[y[1:], {"attention_mask": mask[1:], "opensora_prompt": prompts[1]}]]
+    else:
+        negative = [[torch.zeros(1, 1, y.shape[-1]), {"opensora_null": True}]]
+    return positive, negative
 
 
 class OpenSoraLoader:
@@ -199,39 +273,7 @@ class OpenSoraTextEncoder:
                         "with DeepFloyd/t5-v1_1-xxl (transformers layout)."
                     },
                 ),
-                "prompt": ("STRING", {"default": "", "multiline": True, "tooltip": "What the video shows."}),
-                "negative_prompt": (
-                    "STRING",
-                    {
-                        "default": "",
-                        "multiline": True,
-                        "tooltip": "Empty = the model's learned null caption (upstream default).",
-                    },
-                ),
-                "aesthetic_score": (
-                    "FLOAT",
-                    {
-                        "default": 6.5,
-                        "min": 0.0,
-                        "max": 7.0,
-                        "step": 0.1,
-                        "tooltip": "Appends 'aesthetic score: X.'; 0 = off.",
-                    },
-                ),
-                "motion_score": (
-                    "FLOAT",
-                    {
-                        "default": 0.0,
-                        "min": 0.0,
-                        "max": 100.0,
-                        "step": 1.0,
-                        "tooltip": "Appends 'motion score: X.' (low = calm); 0 = off.",
-                    },
-                ),
-                "camera_motion": (
-                    list(text.CAMERA_MOTIONS),
-                    {"default": "none", "tooltip": "Appends 'camera motion: …' (followed loosely)."},
-                ),
+                **_prompt_inputs(),
                 "precision": (DTYPE_CHOICES, {"default": "auto", "tooltip": "T5 precision (bf16 ≈ 9.5 GB)."}),
             }
         }
@@ -249,11 +291,12 @@ class OpenSoraTextEncoder:
         aesthetic_score=6.5,
         motion_score=0.0,
         camera_motion="none",
+        clean_caption=False,
         precision="auto",
     ):
-        if not prompt.strip():
-            raise InputError("prompt is empty; describe the video to generate.")
-        full = text.add_scores(prompt.strip(), aesthetic_score or None, motion_score or None, camera_motion)
+        full, negative = _prompts(
+            prompt, negative_prompt, aesthetic_score, motion_score, camera_motion, clean_caption
+        )
         dtype = resolve_dtype(precision, get_torch_device())
         path = _resolve_folder(T5_FOLDER, t5, "https://huggingface.co/DeepFloyd/t5-v1_1-xxl")
         key = (str(path), str(dtype))
@@ -261,15 +304,10 @@ class OpenSoraTextEncoder:
             _T5_CACHE.clear()
             _T5_CACHE[key] = text.load_t5(path, dtype=dtype)
         model = _T5_CACHE[key]
-        prompts = [full] + ([negative_prompt.strip()] if negative_prompt.strip() else [])
+        prompts = [full] + ([negative] if negative else [])
         with on_device(model.encoder) as device:
             y, mask = text.encode(model, prompts, device)
-        positive = [[y[:1], {"attention_mask": mask[:1], "opensora_prompt": full}]]
-        if len(prompts) > 1:
-            negative = [[y[1:], {"attention_mask": mask[1:], "opensora_prompt": prompts[1]}]]
-        else:
-            negative = [[torch.zeros(1, 1, y.shape[-1]), {"opensora_null": True}]]
-        return (positive, negative)
+        return _text_outputs(y, mask, prompts)
 
 
 class OpenSoraEncoder:

@@ -15,7 +15,8 @@ Frames where ``x_mask`` is False are conditioning frames (a clean reference): th
 comes from the same embeddings at timestep 0 (``t0``) instead of the sampling timestep.
 
 State-dict keys and ``config.json`` fields are those of ``hpcai-tech/OpenSora-STDiT-v3``; attention
-is torch SDPA and layer norms are plain PyTorch, so no xformers/flash-attn/apex is needed.
+is torch SDPA (flash-attn/xformers only as optional accelerators, see ``attention.py``) and layer norms
+are plain PyTorch, so no xformers/flash-attn/apex is needed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import attention
 from .config import ReleasedConfig
 
 
@@ -196,7 +198,7 @@ class SelfAttention(nn.Module):
         q, k = self.q_norm(q), self.k_norm(k)
         if self._rope:
             q, k = self._rope[0](q), self._rope[0](k)
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
 
@@ -216,8 +218,7 @@ class CrossAttention(nn.Module):
         heads, hd = self.num_heads, c // self.num_heads
         q = self.q_linear(x).view(b, n, heads, hd).transpose(1, 2)
         k, v = self.kv_linear(y).view(b, y.shape[1], 2, heads, hd).permute(2, 0, 3, 1, 4)
-        attn_mask = None if y_mask is None else y_mask[:, None, None, :]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        out = attention(q, k, v, y_mask)
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
 

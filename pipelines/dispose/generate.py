@@ -22,6 +22,7 @@ from ..core.errors import InputError
 from ..core.memory import on_device
 from . import pose as pose_mod
 from . import retarget as retarget_mod
+from .drawing import move_extras
 from .loading import DisPoseModel
 from .motion import dense_flow, reference_point_embedding, trajectory_field
 from .sampling import Guidance, SamplerSettings, initial_noise, sample
@@ -78,7 +79,8 @@ def _move_bodies(bodies: dict, src_hw: tuple[int, int], dst_hw: tuple[int, int],
     ok = cand.min(axis=1) >= 0
     cand[ok, 0] = (cand[ok, 0] * src_hw[1] * scale + ox) / dst_hw[1]
     cand[ok, 1] = (cand[ok, 1] * src_hw[0] * scale + oy) / dst_hw[0]
-    return {**bodies, "candidate": cand}
+    sx, sy = src_hw[1] * scale / dst_hw[1], src_hw[0] * scale / dst_hw[0]
+    return {**bodies, "candidate": cand, **move_extras(bodies, (sx, sy), (ox / dst_hw[1], oy / dst_hw[0]))}
 
 
 def _empty_bodies() -> dict:

@@ -8,6 +8,7 @@ each is appended once, and not when the prompt already has it.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import torch
 
 from ..core.errors import InputError, MissingWeightsError
 
+#: Token ids shared by every T5 SentencePiece vocabulary (DeepFloyd, ComfyUI's t5_tokenizer).
+T5_PAD, T5_EOS = 0, 1
 CAMERA_MOTIONS = ("none", "pan right", "pan left", "tilt up", "tilt down", "zoom in", "zoom out", "static")
 MAX_LENGTH = 300
 
@@ -77,3 +80,59 @@ def encode(
         input_ids=tokens.input_ids.to(device), attention_mask=tokens.attention_mask.to(device)
     ).last_hidden_state
     return hidden.float().cpu(), tokens.attention_mask.long().cpu()
+
+
+@torch.no_grad()
+def encode_with_clip(clip, prompt: str, max_length: int = MAX_LENGTH) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ComfyUI T5 ``CLIP`` object (``t5xxl_fp16``/``fp8`` via CLIPLoader) → (features, mask).
+
+    Only the CLIP object's public ``tokenize`` and ``encode_from_tokens`` are used (duck typing,
+    no ComfyUI import). ComfyUI's T5 encoders mostly run *without* an attention mask and pad to their
+    own ``min_length`` (77, 128, 256 depending on the type), so padded outputs would differ from
+    upstream's masked encoding. Instead the prompt is encoded **unpadded** (its tokens + EOS, the
+    same as a masked encoding for those positions: T5 attention bias is relative), then placed in a
+    ``max_length`` buffer. Rows after EOS stay zero and get mask 0; STDiT never attends to them.
+    Prompt weighting syntax ``(word:1.2)`` is turned off: upstream feeds the text literally.
+    Returns features (1, max_length, D) fp32 on the CPU and mask (1, max_length) long.
+    """
+    if not (
+        callable(getattr(clip, "tokenize", None)) and callable(getattr(clip, "encode_from_tokens", None))
+    ):
+        raise InputError(
+            "clip must be a ComfyUI CLIP object; load t5xxl_fp16.safetensors (or fp8) with the "
+            "CLIPLoader node (type sd3, pixart, ltxv or mochi) and connect it."
+        )
+    tokens = clip.tokenize(prompt, disable_weights=True)
+    if not isinstance(tokens, dict) or "t5xxl" not in tokens:
+        names = list(tokens) if isinstance(tokens, dict) else type(tokens).__name__
+        raise InputError(
+            f"this CLIP has no T5-XXL text encoder (it has {names}); load t5xxl_fp16.safetensors "
+            "with CLIPLoader (type sd3, pixart, ltxv or mochi)."
+        )
+    ids: list[int] = []
+    for batch in tokens["t5xxl"]:
+        for item in batch:
+            token = item[0]
+            if not isinstance(token, numbers.Integral):
+                raise InputError("embeddings (embedding:name) are not supported in Open-Sora prompts.")
+            if int(token) in (T5_EOS, T5_PAD):
+                break  # end of this chunk's text: EOS, then ComfyUI's padding
+            ids.append(int(token))
+    ids = ids[: max_length - 1] + [T5_EOS]  # truncation as transformers does it: text, then EOS
+    # Other encoders bundled in the CLIP (CLIP-L/G of an SD3/Flux loader) get nothing to encode.
+    only_t5 = {name: [] for name in tokens}
+    only_t5["t5xxl"] = [[(token, 1.0) for token in ids]]
+    cond = clip.encode_from_tokens(only_t5)
+    if isinstance(cond, (tuple, list)):
+        cond = cond[0]
+    if not isinstance(cond, torch.Tensor) or cond.dim() != 3 or cond.shape[1] != len(ids):
+        shape = tuple(cond.shape) if isinstance(cond, torch.Tensor) else type(cond).__name__
+        raise InputError(
+            f"the CLIP returned {shape} for {len(ids)} T5 tokens; load t5xxl alone with CLIPLoader "
+            "(type sd3, pixart, ltxv or mochi), not a combined CLIP-L/G + T5 encoder."
+        )
+    features = torch.zeros(1, max_length, cond.shape[-1])
+    features[:, : len(ids)] = cond.float().cpu()
+    mask = torch.zeros(1, max_length, dtype=torch.long)
+    mask[:, : len(ids)] = 1
+    return features, mask
