@@ -18,7 +18,7 @@ from ..core import video, weights
 from ..core.device import DTYPE_CHOICES, get_offload_device, get_torch_device, resolve_dtype
 from ..core.errors import InputError, MissingWeightsError
 from . import generate
-from .loading import load_dispose
+from .loading import POSE_NET_FILE, has_pose_net, load_dispose
 from .sampling import SamplerSettings
 
 FOLDER = "dispose"
@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights-dir", default=None, help="folder with the DisPose files and SVD folder")
     parser.add_argument("--base-folder", default=BASE_FOLDER, help="SVD-XT 1.1 diffusers folder name")
     parser.add_argument("--mimicmotion", default="MimicMotion_1-1.pth", help="MimicMotion checkpoint")
+    parser.add_argument(
+        "--pose-net",
+        default=None,
+        help=f"PoseNet file; default: from the MimicMotion file, else {POSE_NET_FILE} (kijai's merged UNet)",
+    )
     parser.add_argument("--controlnet", default="DisPose.pth", help="DisPose ControlNet checkpoint")
     parser.add_argument("--cmp", default="ckpt_iter_42000.pth.tar", help="CMP checkpoint")
     parser.add_argument("--width", type=int, default=576, help="output width (multiple of 64)")
@@ -79,11 +84,14 @@ def _find(name: str) -> Path:
 def run(args: argparse.Namespace) -> None:
     if args.weights_dir:
         weights.add_search_dir(FOLDER, args.weights_dir)
+    mimicmotion = _find(args.mimicmotion)
+    pose_net = args.pose_net or (None if has_pose_net(mimicmotion) else POSE_NET_FILE)
     model = load_dispose(
         _find(args.base_folder),
-        _find(args.mimicmotion),
+        mimicmotion,
         _find(args.controlnet),
         _find(args.cmp),
+        pose_net_file=_find(pose_net) if pose_net else None,
         dtype=resolve_dtype(args.precision, get_torch_device()),
         device=get_offload_device(),
     )
