@@ -8,7 +8,16 @@ from dispose_tiny import person, write_sd15, write_weights
 from motionsuite.nodes import dispose as nodes
 from motionsuite.pipelines.core import weights
 from motionsuite.pipelines.core.errors import InputError, MissingWeightsError
-from motionsuite.pipelines.dispose import generate
+from motionsuite.pipelines.dispose import generate, motion
+
+
+@pytest.fixture(scope="module", autouse=True)
+def small_cmp_input():
+    """CMP (real ResNet-50 widths) runs at 64 px here instead of 384 px: the same code at 1/36 of the
+    cost. CMP parity is tested in test_dispose_cmp, the 384-px sparse inputs in test_cmp_sparse_inputs."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(motion, "CMP_SIZE", 64)
+        yield
 
 
 @pytest.fixture(scope="module")
