@@ -20,6 +20,8 @@ from ..pipelines.dispose.sampling import SamplerSettings, tile_indices
 FOLDER = "dispose"
 CATEGORY = "MotionSuite/DisPose"
 BASE_FOLDER_NAME = "stable-video-diffusion-img2vid-xt-1-1"
+#: Loader precision choice: UNet/ControlNet weights stored as float8_e4m3fn, computed in the "auto" dtype.
+FP8_STORAGE = "fp8_e4m3fn (storage)"
 MIMICMOTION = weights.WeightSpec(
     filename="MimicMotion_1-1.pth",
     folder=FOLDER,
@@ -101,10 +103,14 @@ class DisPoseLoader:
                     },
                 ),
                 "precision": (
-                    DTYPE_CHOICES,
+                    [*DTYPE_CHOICES, FP8_STORAGE],
                     {
                         "default": "auto",
-                        **_tip("UNet/ControlNet/VAE/CLIP precision (CMP always runs in fp32)."),
+                        **_tip(
+                            "UNet/ControlNet/VAE/CLIP precision (CMP always runs in fp32). "
+                            f"'{FP8_STORAGE}' keeps the UNet and ControlNet weights in 8 bits (half of "
+                            "fp16's memory) and computes as 'auto'."
+                        ),
                     },
                 ),
             },
@@ -174,9 +180,16 @@ class DisPoseLoader:
             pose_file = weights.resolve(POSE_NET, pose_net)
         elif not has_pose_net(files[0]):  # kijai's merged UNet: the PoseNet is a separate file
             pose_file = weights.resolve(POSE_NET)
-        dtype = resolve_dtype(precision, get_torch_device())
+        fp8_storage = precision == FP8_STORAGE
+        dtype = resolve_dtype("auto" if fp8_storage else precision, get_torch_device())
         model = load_dispose(
-            base, *files, pose_net_file=pose_file, dift_folder=dift, dtype=dtype, device=get_offload_device()
+            base,
+            *files,
+            pose_net_file=pose_file,
+            dift_folder=dift,
+            dtype=dtype,
+            device=get_offload_device(),
+            fp8_storage=fp8_storage,
         )
         return (model,)
 

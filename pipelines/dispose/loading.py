@@ -31,7 +31,7 @@ from ...models.dispose.cmp import CMP
 from ...models.dispose.controlnet import DisPoseControlNet
 from ...models.dispose.pose_net import PoseNet
 from ...models.dispose.unet import MimicMotionUNet
-from ..core import weights
+from ..core import fp8, weights
 from ..core.errors import MissingWeightsError, WeightsMismatchError
 
 
@@ -85,7 +85,7 @@ class DisPoseModel:
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.unet.dtype
+        return fp8.compute_dtype(self.unet)
 
 
 #: files of the SVD-XT 1.1 diffusers folder that are read (weights may be the .fp16 variant).
@@ -169,8 +169,13 @@ def load_dispose(
     dift_folder: str | os.PathLike | None = None,
     dtype: torch.dtype = torch.float16,
     device: torch.device | str = "cpu",
+    fp8_storage: bool = False,
 ) -> DisPoseModel:
-    """Build every network from its released file; any missing file or key is an error."""
+    """Build every network from its released file; any missing file or key is an error.
+
+    ``fp8_storage``: keep the UNet and ControlNet weights in float8_e4m3fn (``core.fp8``), computing in
+    ``dtype``; halves their memory against fp16.
+    """
     base = check_base_folder(base_folder)
     unet_config = json.loads((base / "unet/config.json").read_text())
     unet = MimicMotionUNet.from_config(unet_config)
@@ -209,6 +214,9 @@ def load_dispose(
     for module in (unet, pose_net, controlnet, vae):
         module.to(device=device, dtype=dtype).eval().requires_grad_(False)
     image_encoder.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    if fp8_storage:
+        fp8.store_weights_in_fp8(unet, dtype)
+        fp8.store_weights_in_fp8(controlnet, dtype)
     if cmp is not None:
         cmp.to(device)
     dift = None
