@@ -156,6 +156,10 @@ def test_node(weights_dir, fixture):
         nodes.DisPoseDWPose, images=frames, device="cpu", detect_hands=False, detect_face=False
     )
     assert set(body_only[0]["people"][0]) == {"pose_keypoints_2d"}
+    assert not dwpose._LOADED  # sessions dropped after the run (keep_model_loaded off)
+    _run(nodes.DisPoseDWPose, images=frames[:1], device="cpu", keep_model_loaded=True)
+    assert len(dwpose._LOADED) == 1
+    dwpose.unload()
 
 
 def test_node_bad_inputs(tmp_path, monkeypatch):

@@ -295,6 +295,11 @@ def load(detector: str = DETECTOR.filename, pose: str = POSE.filename, device: s
     return _LOADED[key]
 
 
+def unload() -> None:
+    """Drop the kept sessions (onnxruntime's memory is outside ComfyUI's model management)."""
+    _LOADED.clear()
+
+
 def to_uint8(frames: np.ndarray) -> np.ndarray:
     """(N,H,W,3) float 0..1 -> uint8, rounded (so 8-bit frames come back exactly)."""
     return np.clip(np.round(np.asarray(frames, np.float64) * 255.0), 0, 255).astype(np.uint8)
