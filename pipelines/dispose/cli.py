@@ -5,7 +5,9 @@
 
 Poses are POSE_KEYPOINT JSON files as saved by comfyui_controlnet_aux ("Save Pose Keypoints"): a
 list with one ``{"people": [{"pose_keypoints_2d": [...]}], "canvas_width", "canvas_height"}`` per
-frame. Run DWPose once on the reference image and once on the driving video.
+frame. Without them the built-in DWPose runs: ``--driving VIDEO`` instead of ``--driving-pose``,
+and the reference pose is estimated when ``--reference-pose`` is left out (yolox_l.onnx and
+dw-ll_ucoco_384.onnx in the weights folder or models/dwpose).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ..core import video, weights
 from ..core.device import DTYPE_CHOICES, get_offload_device, get_torch_device, resolve_dtype
 from ..core.errors import InputError, MissingWeightsError
 from . import generate
+from .dwpose import cli_poses
 from .loading import POSE_NET_FILE, has_pose_net, load_dispose
 from .sampling import SamplerSettings
 
@@ -27,8 +30,9 @@ BASE_FOLDER = "stable-video-diffusion-img2vid-xt-1-1"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", required=True, help="image of the person to animate")
-    parser.add_argument("--reference-pose", required=True, help="POSE_KEYPOINT JSON of the reference image")
-    parser.add_argument("--driving-pose", required=True, help="POSE_KEYPOINT JSON of the driving frames")
+    parser.add_argument("--reference-pose", default=None, help="reference POSE_KEYPOINT JSON (else DWPose)")
+    parser.add_argument("--driving-pose", default=None, help="POSE_KEYPOINT JSON of the driving frames")
+    parser.add_argument("--driving", default=None, help="driving video or frame folder (poses by DWPose)")
     parser.add_argument(
         "--output", required=True, help="video file, or a folder (no extension) of PNG frames"
     )
@@ -84,6 +88,8 @@ def _find(name: str) -> Path:
 def run(args: argparse.Namespace) -> None:
     if args.weights_dir:
         weights.add_search_dir(FOLDER, args.weights_dir)
+    reference = video.read_image(args.reference)
+    ref_pose, drv_pose = cli_poses(args, reference, _poses)  # first: fails fast without pose files
     mimicmotion = _find(args.mimicmotion)
     pose_net = args.pose_net or (None if has_pose_net(mimicmotion) else POSE_NET_FILE)
     model = load_dispose(
@@ -97,9 +103,9 @@ def run(args: argparse.Namespace) -> None:
     )
     cond = generate.encode_motion(
         model,
-        video.read_image(args.reference),
-        _poses(args.reference_pose),
-        _poses(args.driving_pose),
+        reference,
+        ref_pose,
+        drv_pose,
         args.height,
         args.width,
         args.fit,
