@@ -18,6 +18,7 @@ which are the ``unet.*`` keys of ``MimicMotion_1-1.pth`` without the prefix.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,7 +72,8 @@ class MimicMotionUNet(UNetSpatioTemporalConditionModel):
         self.conv_in.register_forward_hook(self._add_pose_latents)
         self.mid_block.register_forward_hook(self._add_mid_residual)
         for i, block in enumerate(self.up_blocks):
-            block.register_forward_pre_hook(self._make_skip_hook(i), with_kwargs=True)
+            # a partial of a bound method (not a closure), so that deepcopy rebinds it to the copy
+            block.register_forward_pre_hook(functools.partial(self._add_skip_residuals, i), with_kwargs=True)
         self._skip_mults = skip_multipliers(self)
         self._up_skips = _skips_per_up_block(self)
         self._hooked = True
@@ -84,19 +86,18 @@ class MimicMotionUNet(UNetSpatioTemporalConditionModel):
         mid = (self._extra or {}).get("mid")
         return output if mid is None else output + mid.to(output.dtype)
 
-    def _make_skip_hook(self, index: int):
-        def hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-            residuals = (self._extra or {}).get("down")
-            if residuals is None:
-                return args, kwargs
-            skips = kwargs["res_hidden_states_tuple"]
-            ids = self._up_skips[index]
-            kwargs["res_hidden_states_tuple"] = tuple(
-                s + self._skip_mults[j] * residuals[j].to(s.dtype) for s, j in zip(skips, ids, strict=True)
-            )
+    def _add_skip_residuals(
+        self, index: int, module: torch.nn.Module, args: tuple, kwargs: dict
+    ) -> tuple[tuple, dict]:
+        residuals = (self._extra or {}).get("down")
+        if residuals is None:
             return args, kwargs
-
-        return hook
+        skips = kwargs["res_hidden_states_tuple"]
+        ids = self._up_skips[index]
+        kwargs["res_hidden_states_tuple"] = tuple(
+            s + self._skip_mults[j] * residuals[j].to(s.dtype) for s, j in zip(skips, ids, strict=True)
+        )
+        return args, kwargs
 
     def forward(  # type: ignore[override]
         self,

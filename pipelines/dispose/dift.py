@@ -68,17 +68,28 @@ class DiftFeaturizer:
 
     @torch.no_grad()
     def __call__(
-        self, image: torch.Tensor, timestep: int = 261, block: int = 1, ensemble: int = 8, seed: int = 0
+        self,
+        image: torch.Tensor,
+        timestep: int = 261,
+        block: int = 1,
+        ensemble: int = 8,
+        seed: int = 0,
+        noise: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """(1,3,H,W) image in [-1,1] -> (1,C,H/16,W/16) features (fp32, CPU)."""
+        """(1,3,H,W) image in [-1,1] -> (1,C,H/16,W/16) features (fp32, CPU).
+
+        ``noise``: optional (posterior sample noise, diffusion noise), each (ensemble,4,H/8,W/8), used
+        instead of the seeded draws (the parity test feeds upstream's noise this way).
+        """
         device, dtype = self.unet.device, self.unet.dtype
-        gen = torch.Generator(device="cpu").manual_seed(seed)
         x = image.to(device, dtype).repeat(ensemble, 1, 1, 1)
         posterior = self.vae.encode(x).latent_dist
-        eps = torch.randn(posterior.mean.shape, generator=gen).to(device, dtype)
+        if noise is None:
+            gen = torch.Generator(device="cpu").manual_seed(seed)
+            noise = tuple(torch.randn(posterior.mean.shape, generator=gen) for _ in range(2))
+        eps, noise = (n.to(device, dtype) for n in noise)
         latents = (posterior.mean + posterior.std * eps) * self.vae.config.scaling_factor
         t = torch.tensor(timestep, dtype=torch.long, device=device)
-        noise = torch.randn(latents.shape, generator=gen).to(device, dtype)
         noisy = self.scheduler.add_noise(latents, noise, t)
         captured: list[torch.Tensor] = []
 

@@ -21,6 +21,8 @@ from ..core.device import get_torch_device
 from ..core.errors import InputError
 from ..core.memory import on_device
 from . import pose as pose_mod
+from . import retarget as retarget_mod
+from .drawing import move_extras
 from .loading import DisPoseModel
 from .motion import dense_flow, reference_point_embedding, trajectory_field
 from .sampling import Guidance, SamplerSettings, initial_noise, sample
@@ -28,7 +30,7 @@ from .sampling import Guidance, SamplerSettings, initial_noise, sample
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 FIT_MODES = ("crop", "pad")
-RETARGET_MODES = ("global", "none")
+RETARGET_MODES = retarget_mod.MODES
 
 
 @dataclass
@@ -77,7 +79,8 @@ def _move_bodies(bodies: dict, src_hw: tuple[int, int], dst_hw: tuple[int, int],
     ok = cand.min(axis=1) >= 0
     cand[ok, 0] = (cand[ok, 0] * src_hw[1] * scale + ox) / dst_hw[1]
     cand[ok, 1] = (cand[ok, 1] * src_hw[0] * scale + oy) / dst_hw[0]
-    return {**bodies, "candidate": cand}
+    sx, sy = src_hw[1] * scale / dst_hw[1], src_hw[0] * scale / dst_hw[0]
+    return {**bodies, "candidate": cand, **move_extras(bodies, (sx, sy), (ox / dst_hw[1], oy / dst_hw[0]))}
 
 
 def _empty_bodies() -> dict:
@@ -139,7 +142,7 @@ def encode_motion(
         frame_hw = frame_hw or hw
     if not frame_hw or not all(frame_hw):
         frame_hw = (height, width)
-    driving = pose_mod.retarget(ref_bodies, frames, people, frame_hw, (height, width), retarget)
+    driving = retarget_mod.retarget_poses(ref_bodies, frames, people, frame_hw, (height, width), retarget)
     point_list = [ref_bodies, *driving]
     drawings = np.stack([pose_mod.draw_body(b, height, width) for b in point_list])
     pose_pixels = torch.from_numpy(drawings).permute(0, 3, 1, 2).float() / 127.5 - 1

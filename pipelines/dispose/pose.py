@@ -9,27 +9,21 @@ shoulders, hips, knees, ankles, eyes, ears visible in the reference) over all fr
 the pixel aspect (``ay`` corrected for the frame and reference aspect ratios); ``bx`` is the mean x
 offset. ``mode="none"`` keeps the driving coordinates.
 
-Drawing (MimicMotion's confidence-aware body image): a canvas whose short side is 2160 px; 17
-limbs as ellipses of half-width 4 in the OpenPose colours times ``score_a*score_b`` (skipped below
-0.3); the canvas times 0.6; joints as radius-4 circles coloured by score; resized to the video size.
-Hands and faces are not drawn (POSE_KEYPOINT hands/faces are ignored).
+Drawing is MimicMotion's confidence-aware pose image (``drawing.py``): the body, then the hands
+and the face when the POSE_KEYPOINT frame has them, and every person in the frame. The hands,
+faces and other people ride along in the bodies dict (``drawing.EXTRA_KEYS``) and are moved with
+the body.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
-import cv2
 import numpy as np
 
 from ..core.errors import InputError
+from .drawing import draw_pose, move_extras, pose_dict, pose_extras
 
-LIMBS = [(2, 3), (2, 6), (3, 4), (4, 5), (6, 7), (7, 8), (2, 9), (9, 10), (10, 11), (2, 12), (12, 13),
-         (13, 14), (2, 1), (1, 15), (15, 17), (1, 16), (16, 18)]  # fmt: skip
-COLORS = [[255, 0, 0], [255, 85, 0], [255, 170, 0], [255, 255, 0], [170, 255, 0], [85, 255, 0], [0, 255, 0],
-          [0, 255, 85], [0, 255, 170], [0, 255, 255], [0, 170, 255], [0, 85, 255], [0, 0, 255], [85, 0, 255],
-          [170, 0, 255], [255, 0, 255], [255, 0, 170], [255, 0, 85]]  # fmt: skip
 RETARGET_IDS = [0, 1, 2, 5, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
 SCORE_THRESHOLD = 0.3
 Bodies = dict
@@ -52,7 +46,8 @@ def bodies_from_pose_keypoint(frame: Mapping) -> tuple[Bodies | None, int, tuple
     visible = score > SCORE_THRESHOLD
     xy[~visible] = -1.0
     subset = np.where(visible, np.arange(18.0), -1.0)[None]
-    return {"candidate": xy, "subset": subset, "score": score[None]}, len(people), (h, w)
+    bodies = {"candidate": xy, "subset": subset, "score": score[None], **pose_extras(frame)}
+    return bodies, len(people), (h, w)
 
 
 def retarget(
@@ -83,36 +78,11 @@ def retarget(
     for b in frames:
         moved = dict(b)
         moved["candidate"] = b["candidate"] * [ax, ay] + [bx, by]
+        moved.update(move_extras(b, [ax, ay], [bx, by]))
         out.append(moved)
     return out
 
 
-def _shade(color: Sequence[int], alpha: float) -> list[int]:
-    return [int(c * alpha) for c in color]
-
-
 def draw_body(bodies: Bodies, height: int, width: int, ref_short: int = 2160) -> np.ndarray:
-    """(H,W,3) uint8 RGB confidence-aware body drawing."""
-    scale = ref_short / min(height, width)
-    ch, cw = int(height * scale), int(width * scale)
-    canvas = np.zeros((ch, cw, 3), dtype=np.uint8)
-    cand, subset, score = bodies["candidate"], bodies["subset"][0], bodies["score"][0]
-    for i, (a, b) in enumerate(LIMBS):
-        ca, cb = score[a - 1], score[b - 1]
-        if ca < SCORE_THRESHOLD or cb < SCORE_THRESHOLD:
-            continue
-        xs = cand[[int(subset[a - 1]), int(subset[b - 1])], 0] * float(cw)
-        ys = cand[[int(subset[a - 1]), int(subset[b - 1])], 1] * float(ch)
-        length = math.hypot(xs[0] - xs[1], ys[0] - ys[1])
-        angle = math.degrees(math.atan2(ys[0] - ys[1], xs[0] - xs[1]))
-        poly = cv2.ellipse2Poly((int(xs.mean()), int(ys.mean())), (int(length / 2), 4), int(angle), 0, 360, 1)
-        cv2.fillConvexPoly(canvas, poly, _shade(COLORS[i], ca * cb))
-    canvas = (canvas * 0.6).astype(np.uint8)
-    for i in range(18):
-        if subset[i] == -1:
-            continue
-        x, y = cand[int(subset[i])]
-        cv2.circle(canvas, (int(x * cw), int(y * ch)), 4, _shade(COLORS[i], score[i]), thickness=-1)
-    # The upstream canvas is BGR and converted to RGB at the end; the colours above are listed in
-    # that BGR order, so the channel flip is part of the look.
-    return cv2.resize(canvas, (width, height))[..., ::-1].copy()
+    """(H,W,3) uint8 RGB pose image: body, plus hands, face and other people when present."""
+    return draw_pose(pose_dict(bodies), height, width, ref_short)
