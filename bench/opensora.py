@@ -170,9 +170,9 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _forward(model, batch) -> float:
+def _forward(model, batch) -> torch.Tensor:
     with torch.no_grad():
-        return float(model(**batch).float().abs().mean())
+        return model(**batch).float()
 
 
 def cpu_peak_mb(model, batch) -> float:
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     results = {name: {"weights_mb": round(weights_mb(m), 1), "seconds": []} for name, m in models.items()}
-    check = {name: _forward(m, batch) for name, m in models.items()}  # warm-up (kernels, allocator)
+    outputs = {name: _forward(m, batch).cpu() for name, m in models.items()}  # warm-up, and same result?
     for _ in range(args.repeats):
         for name, model in models.items():  # interleaved: ours, upstream, ours, upstream …
             _sync(args.device)
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         results[name].update(
             s_per_step=round(statistics.median(results[name]["seconds"]), 4),
             forward_peak_mb=round(peak, 1),
-            output_mean_abs=round(check[name], 6),
+            output_mean_abs=round(float(outputs[name].abs().mean()), 6),
         )
         results[name]["seconds"] = [round(s, 4) for s in results[name]["seconds"]]
     report = {
@@ -273,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
         **results,
     }
     if "upstream" in results:
+        report["output_max_abs_diff"] = float((outputs["ours"] - outputs["upstream"]).abs().max())
         report["time_ratio_ours_over_upstream"] = round(
             results["ours"]["s_per_step"] / results["upstream"]["s_per_step"], 3
         )
