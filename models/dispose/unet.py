@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from diffusers import UNetSpatioTemporalConditionModel
 
+from .attention import use_single_token_cross_attention
+
 #: Effective residual multiplier per skip connection of the SVD UNet in the released DisPose code.
 SVD_SKIP_MULTIPLIERS = (4, 4, 4, 4, 3, 3, 3, 2, 2, 2, 1, 1)
 
@@ -74,6 +76,7 @@ class MimicMotionUNet(UNetSpatioTemporalConditionModel):
         for i, block in enumerate(self.up_blocks):
             # a partial of a bound method (not a closure), so that deepcopy rebinds it to the copy
             block.register_forward_pre_hook(functools.partial(self._add_skip_residuals, i), with_kwargs=True)
+        use_single_token_cross_attention(self)  # one CLIP token: no attention needed
         self._skip_mults = skip_multipliers(self)
         self._up_skips = _skips_per_up_block(self)
         self._hooked = True
