@@ -14,12 +14,14 @@ from ..pipelines.core.device import DTYPE_CHOICES, get_offload_device, get_torch
 from ..pipelines.core.errors import InputError
 from ..pipelines.core.progress import Progress
 from ..pipelines.dispose import generate
-from ..pipelines.dispose.loading import load_dispose
+from ..pipelines.dispose.loading import POSE_NET_FILE, POSE_NET_URL, has_pose_net, load_dispose
 from ..pipelines.dispose.sampling import SamplerSettings, tile_indices
 
 FOLDER = "dispose"
 CATEGORY = "MotionSuite/DisPose"
 BASE_FOLDER_NAME = "stable-video-diffusion-img2vid-xt-1-1"
+#: Loader precision choice: UNet/ControlNet weights stored as float8_e4m3fn, computed in the "auto" dtype.
+FP8_STORAGE = "fp8_e4m3fn (storage)"
 MIMICMOTION = weights.WeightSpec(
     filename="MimicMotion_1-1.pth",
     folder=FOLDER,
@@ -42,6 +44,14 @@ CMP_FILE = weights.WeightSpec(
     size="≈0.3 GB",
     description="CMP motion propagation",
 )
+POSE_NET = weights.WeightSpec(
+    filename=POSE_NET_FILE,
+    folder=FOLDER,
+    url=POSE_NET_URL,
+    size="0.4 MB",
+    description="MimicMotion PoseNet for kijai's merged UNet files",
+)
+POSE_NET_AUTO = "auto"
 weights.register_folder(FOLDER)
 
 
@@ -93,10 +103,14 @@ class DisPoseLoader:
                     },
                 ),
                 "precision": (
-                    DTYPE_CHOICES,
+                    [*DTYPE_CHOICES, FP8_STORAGE],
                     {
                         "default": "auto",
-                        **_tip("UNet/ControlNet/VAE/CLIP precision (CMP always runs in fp32)."),
+                        **_tip(
+                            "UNet/ControlNet/VAE/CLIP precision (CMP always runs in fp32). "
+                            f"'{FP8_STORAGE}' keeps the UNet and ControlNet weights in 8 bits (half of "
+                            "fp16's memory) and computes as 'auto'."
+                        ),
                     },
                 ),
             },
@@ -111,6 +125,17 @@ class DisPoseLoader:
                         ),
                     },
                 ),
+                "pose_net": (
+                    [POSE_NET_AUTO, *_files(POSE_NET.filename)],
+                    {
+                        "default": POSE_NET_AUTO,
+                        **_tip(
+                            "PoseNet weights. auto: from the MimicMotion file when it has them, else "
+                            f"{POSE_NET.filename} (needed by kijai's merged "
+                            "MimicMotionMergedUnet_*-fp16.safetensors)."
+                        ),
+                    },
+                ),
             },
         }
 
@@ -119,7 +144,16 @@ class DisPoseLoader:
     FUNCTION = "load"
     CATEGORY = CATEGORY
 
-    def load(self, base_folder, mimicmotion, controlnet, cmp, precision="auto", dift_folder=""):
+    def load(
+        self,
+        base_folder,
+        mimicmotion,
+        controlnet,
+        cmp,
+        precision="auto",
+        dift_folder="",
+        pose_net=POSE_NET_AUTO,
+    ):
         base = weights.find_file(FOLDER, base_folder)
         if base is None or not base.is_dir():
             raise InputError(
@@ -141,8 +175,22 @@ class DisPoseLoader:
                     "stable-diffusion-v1-5/stable-diffusion-v1-5 (unet, vae, text_encoder, tokenizer, "
                     "scheduler) there, or leave it empty to run without keypoint appearance features."
                 )
-        dtype = resolve_dtype(precision, get_torch_device())
-        model = load_dispose(base, *files, dift_folder=dift, dtype=dtype, device=get_offload_device())
+        pose_file = None
+        if pose_net != POSE_NET_AUTO:
+            pose_file = weights.resolve(POSE_NET, pose_net)
+        elif not has_pose_net(files[0]):  # kijai's merged UNet: the PoseNet is a separate file
+            pose_file = weights.resolve(POSE_NET)
+        fp8_storage = precision == FP8_STORAGE
+        dtype = resolve_dtype("auto" if fp8_storage else precision, get_torch_device())
+        model = load_dispose(
+            base,
+            *files,
+            pose_net_file=pose_file,
+            dift_folder=dift,
+            dtype=dtype,
+            device=get_offload_device(),
+            fp8_storage=fp8_storage,
+        )
         return (model,)
 
 

@@ -58,6 +58,13 @@ class DisPoseDWPose:
                     "BOOLEAN",
                     {"default": True, "tooltip": "Output (and draw) the 68 face landmarks."},
                 ),
+                "keep_model_loaded": (
+                    "BOOLEAN",
+                    {
+                        "default": False,
+                        "tooltip": "Keep the ONNX sessions (and their GPU memory) for the next run.",
+                    },
+                ),
                 "device": (
                     ["auto", "cpu"],
                     {
@@ -80,6 +87,7 @@ class DisPoseDWPose:
         pose_model=dwpose.POSE.filename,
         detect_hands=True,
         detect_face=True,
+        keep_model_loaded=False,
         device="auto",
     ):
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[-1] != 3:
@@ -92,10 +100,14 @@ class DisPoseDWPose:
             _CACHE.move_to_end(key)
             return _CACHE[key]
         model = dwpose.load(detector, pose_model, device)
-        with Progress(len(frames), desc="DWPose") as progress:
-            keypoints, previews = dwpose.estimate(
-                model, frames, detect_hands, detect_face, on_frame=lambda _: progress.update(1)
-            )
+        try:
+            with Progress(len(frames), desc="DWPose") as progress:
+                keypoints, previews = dwpose.estimate(
+                    model, frames, detect_hands, detect_face, on_frame=lambda _: progress.update(1)
+                )
+        finally:
+            if not keep_model_loaded:
+                dwpose.unload()
         result = (keypoints, torch.from_numpy(previews).float() / 255.0)
         _CACHE[key] = result
         while len(_CACHE) > _CACHE_SIZE:

@@ -60,7 +60,6 @@ def write_weights(root, seed: int = 0, cmp: bool = True) -> None:
 
     import torch
     from diffusers import AutoencoderKLTemporalDecoder
-    from motionsuite.models.dispose.cmp import CMP
     from motionsuite.models.dispose.controlnet import DisPoseControlNet
     from motionsuite.models.dispose.pose_net import PoseNet
     from motionsuite.models.dispose.unet import MimicMotionUNet
@@ -96,11 +95,48 @@ def write_weights(root, seed: int = 0, cmp: bool = True) -> None:
     cn = DisPoseControlNet.from_unet_config(UNET, POINT_EMBED)
     torch.save(random_state_dict(cn, seed + 3, gain=0.5), root / "DisPose.pth")
     if cmp:
-        net_sd = {f"module.{k}": v for k, v in random_state_dict(CMP(), seed + 4).items()}
-        torch.save(
-            {"step": 42000, "state_dict": net_sd, "optimizer": {"state": {}}},
-            root / "ckpt_iter_42000.pth.tar",
-        )
+        write_cmp(root / "ckpt_iter_42000.pth.tar")
+
+
+#: the CMP checkpoint written first in this test session; later copies are hard links to it.
+_CMP_FILE: list = []
+
+
+def write_cmp(path) -> None:
+    """A random CMP ``ckpt_iter_42000.pth.tar`` (real ResNet-50 widths, 114 MB) at ``path``.
+
+    The released widths are fixed, so the file is large: it is generated once per test session
+    (float32 normal draws, not the float64 ``random_state_dict`` that parity tests need, since no
+    test compares these weights to upstream) and hard-linked (else copied) into later folders.
+    """
+    import os
+    import shutil
+    from pathlib import Path
+
+    import torch
+    from motionsuite.models.dispose.cmp import CMP
+
+    path = Path(path)
+    if _CMP_FILE and _CMP_FILE[0].is_file():
+        try:
+            os.link(_CMP_FILE[0], path)
+        except OSError:
+            shutil.copyfile(_CMP_FILE[0], path)
+        return
+    gen = torch.Generator().manual_seed(4)
+    net_sd = {}
+    for key, ref in CMP().state_dict().items():
+        if not torch.is_floating_point(ref):
+            val = ref
+        elif key.endswith("running_var"):
+            val = torch.rand(ref.shape, generator=gen) + 0.5
+        elif ref.dim() <= 1:
+            val = (key.endswith("weight") * 1.0) + (torch.rand(ref.shape, generator=gen) - 0.5) * 0.2
+        else:
+            val = torch.randn(ref.shape, generator=gen) * (ref[0].numel() ** -0.5)
+        net_sd[f"module.{key}"] = val
+    torch.save({"step": 42000, "state_dict": net_sd, "optimizer": {"state": {}}}, path)
+    _CMP_FILE[:] = [path]
 
 
 def person(dx: float = 0.0, h: int = 0, w: int = 0, scale: float = 1.0) -> dict:

@@ -186,6 +186,15 @@ def test_video_and_frame_folder_roundtrip(tmp_path):
         video.read_frames(tmp_path / "nope.mp4")
 
 
+def test_write_frames_to_image_names(tmp_path):
+    """Image models (PixArt) write to ``out.png``; several frames get numbered names beside it."""
+    one = torch.rand(1, 12, 10, 3)
+    path = video.write_frames(one, tmp_path / "out.png")
+    assert (video.read_image(path) - one).abs().max() <= 1 / 255 + 1e-6
+    video.write_frames(torch.rand(3, 12, 10, 3), tmp_path / "many.png")
+    assert sorted(p.name for p in tmp_path.glob("many_*.png")) == [f"many_{i:05d}.png" for i in range(3)]
+
+
 def test_progress_checks_interrupt():
     bar = progress.Progress(3, quiet=True)
     bar.update()

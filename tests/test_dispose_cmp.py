@@ -80,3 +80,24 @@ def test_wrong_file_is_rejected(tmp_path):
     torch.save({"state_dict": {"module.foo.weight": torch.zeros(1)}}, path)
     with pytest.raises(WeightsMismatchError, match="MOFA-Video-Hybrid"):
         load_cmp(path)
+
+
+def test_cmp_sparse_inputs():
+    """Keypoint displacements reach CMP at 384x384: reference position scaled, frame minus reference."""
+    import numpy as np
+    from motionsuite.pipelines.dispose import motion
+
+    g = np.random.default_rng(0)
+    ref = g.uniform(0.1, 0.9, (18, 2))
+    shifts = [np.zeros(2), np.array([0.05, 0.0]), np.array([-0.1, 0.02])]
+    ids, score = np.arange(18.0)[None], np.ones((1, 18))
+    frames = [{"candidate": ref + d, "subset": ids, "score": score} for d in shifts]
+    sparse, mask = motion.cmp_sparse_inputs(frames, 200, 100)
+    assert sparse.shape == mask.shape == (2, 2, 384, 384)
+    for k in range(18):
+        x = int(min(max(ref[k, 0] * 100, 0), 99) * 384 / 100)
+        y = int(min(max(ref[k, 1] * 200, 0), 199) * 384 / 200)
+        assert mask[:, :, y, x].eq(1).all()
+    nose_x, nose_y = int(ref[0, 0] * 100 * 384 / 100), int(ref[0, 1] * 200 * 384 / 200)
+    expected = torch.tensor([[0.05 * 384, 0.0], [-0.1 * 384, 0.02 * 384]], dtype=torch.float32)
+    assert torch.allclose(sparse[:, :, nose_y, nose_x], expected, atol=1e-3)

@@ -156,6 +156,10 @@ def test_node(weights_dir, fixture):
         nodes.DisPoseDWPose, images=frames, device="cpu", detect_hands=False, detect_face=False
     )
     assert set(body_only[0]["people"][0]) == {"pose_keypoints_2d"}
+    assert not dwpose._LOADED  # sessions dropped after the run (keep_model_loaded off)
+    _run(nodes.DisPoseDWPose, images=frames[:1], device="cpu", keep_model_loaded=True)
+    assert len(dwpose._LOADED) == 1
+    dwpose.unload()
 
 
 def test_node_bad_inputs(tmp_path, monkeypatch):
@@ -174,3 +178,37 @@ def test_estimate_bad_frames(model):
         dwpose.estimate(model, np.zeros((1, 4, 4, 3), np.float32))
     with pytest.raises(ValueError, match="uint8 RGB"):
         model(np.zeros((16, 16), np.uint8))
+
+
+def test_cli_poses_run_dwpose(onnx_dir, tmp_path, fixture):
+    """--driving VIDEO without pose files: DWPose on the reference and on every driving frame."""
+    import argparse
+    import json
+
+    from motionsuite.pipelines.core import video
+
+    frames = torch.from_numpy(np.stack([fixture["frame1"]] * 2)).float() / 255
+    video.write_frames(frames, tmp_path / "drv", fps=8)  # a folder of PNG frames (lossless)
+    ref_json = tmp_path / "ref.json"
+    ref_json.write_text(json.dumps([{"people": [], "canvas_width": 8, "canvas_height": 8}]))
+    args = argparse.Namespace(
+        reference_pose=None, driving_pose=None, driving=str(tmp_path / "drv"), weights_dir=str(onnx_dir)
+    )
+    ref_pose, drv_pose = dwpose.cli_poses(args, frames[:1], lambda p: json.loads(Path(p).read_text()))
+    assert len(ref_pose) == 1 and len(drv_pose) == 2
+    body = np.asarray(drv_pose[1]["people"][0]["pose_keypoints_2d"]).reshape(18, 3)
+    np.testing.assert_allclose(body[:, :2], fixture["keypoints1"][0, :18], atol=1e-6)
+    args.reference_pose = str(ref_json)
+    ref_pose, _ = dwpose.cli_poses(args, frames[:1], lambda p: json.loads(Path(p).read_text()))
+    assert ref_pose[0]["people"] == []  # a given JSON file is used as it is
+    args.driving = None
+    with pytest.raises(InputError, match="--driving VIDEO"):
+        dwpose.cli_poses(args, frames[:1], lambda p: [])
+
+
+def test_missing_onnxruntime_is_a_clear_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(RuntimeError, match="pip install onnxruntime"):
+        dwpose.providers()

@@ -125,27 +125,51 @@ def test_reference_limb_missing_uses_the_mirror_limb_or_the_fitted_length():
     assert got[4] == pytest.approx(limb_lengths(glob, REF_HW)[4])  # no reference forearm: fitted length
 
 
-def test_hands_and_face_move_with_wrist_and_nose():
-    (fitted,) = _retarget([_driving(bend=0.3)], "global")
-    fitted = dict(fitted)
-    wrists = fitted["candidate"][[7, 4]]  # hand 0 at the left wrist, hand 1 at the right one
-    fitted["hands"] = np.stack(
-        [w + np.random.default_rng(i).uniform(0, 0.02, (21, 2)) for i, w in enumerate(wrists)]
-    )
-    fitted["hands"][:, 0] = wrists
-    fitted["hands"][1, 5] = -1.0  # a missing hand point
-    fitted["faces"] = fitted["candidate"][0] + np.random.default_rng(3).uniform(-0.02, 0.02, (1, 68, 2))
-    from motionsuite.pipelines.dispose.retarget import rescale_limbs
+def _with_hands_face_and_bystander(frame: dict) -> dict:
+    """POSE_KEYPOINT frame plus hands and face around person 0's wrists and nose, and a 2nd person."""
+    kp = np.asarray(frame["people"][0]["pose_keypoints_2d"]).reshape(18, 3)
+    rng = np.random.default_rng(5)
 
-    (moved,) = rescale_limbs(_bodies(person()), [fitted], REF_HW)
-    for hand, wrist in ((0, 7), (1, 4)):
-        shift = moved["candidate"][wrist] - fitted["candidate"][wrist]
-        ok = (fitted["hands"][hand] > 0).all(-1)
-        np.testing.assert_allclose(moved["hands"][hand][ok], fitted["hands"][hand][ok] + shift)
-    assert (moved["hands"][1, 5] == -1).all()
-    np.testing.assert_allclose(
-        moved["faces"], fitted["faces"] + (moved["candidate"][0] - fitted["candidate"][0])
-    )
+    def cloud(center, n, spread):
+        pts = center + rng.uniform(-spread, spread, (n, 2))
+        pts[0] = center
+        return np.concatenate([pts, np.full((n, 1), 0.9)], 1)
+
+    left, right, face = cloud(kp[7, :2], 21, 4), cloud(kp[4, :2], 21, 4), cloud(kp[0, :2], 68, 3)
+    right[5] = 0.0  # a point controlnet_aux marks as not detected
+    person0 = {
+        "pose_keypoints_2d": kp.ravel().tolist(),
+        "hand_left_keypoints_2d": left.ravel().tolist(),
+        "hand_right_keypoints_2d": right.ravel().tolist(),
+        "face_keypoints_2d": face.ravel().tolist(),
+    }
+    other = np.asarray(person(dx=0.3, h=FRAME_HW[0], w=FRAME_HW[1])["people"][0]["pose_keypoints_2d"])
+    other = other.reshape(18, 3)
+    bystander = {
+        "pose_keypoints_2d": other.ravel().tolist(),
+        "hand_left_keypoints_2d": cloud(other[7, :2], 21, 4).ravel().tolist(),
+        "hand_right_keypoints_2d": cloud(other[4, :2], 21, 4).ravel().tolist(),
+        "face_keypoints_2d": cloud(other[0, :2], 68, 3).ravel().tolist(),
+    }
+    return {**frame, "people": [person0, bystander]}
+
+
+def test_hands_and_face_move_with_wrist_and_nose():
+    frames = [_with_hands_face_and_bystander(_driving(bend=0.3))]
+    bodies = [_bodies(f) for f in frames]
+    assert bodies[0]["hands"].shape == (4, 21, 2) and bodies[0]["faces"].shape == (2, 68, 2)
+    args = (_bodies(person()), bodies, [1], FRAME_HW, REF_HW)
+    (glob,), (moved,) = retarget_poses(*args, "global"), retarget_poses(*args, "per-limb")
+    shift = moved["candidate"] - glob["candidate"]
+    for hand, wrist in ((0, 7), (2, 4)):  # person 0's left hand (index 0) and right hand (index P=2)
+        assert np.abs(shift[wrist]).max() > 1e-3
+        np.testing.assert_allclose(moved["hands"][hand], glob["hands"][hand] + shift[wrist])
+    assert np.isnan(moved["hands"][2, 5]).all()  # missing stays missing
+    np.testing.assert_allclose(moved["faces"][0], glob["faces"][0] + shift[0])
+    # the bystander keeps the global fit: body, hands and face
+    np.testing.assert_array_equal(moved["others"], glob["others"])
+    np.testing.assert_array_equal(moved["hands"][[1, 3]], glob["hands"][[1, 3]])
+    np.testing.assert_array_equal(moved["faces"][1], glob["faces"][1])
 
 
 def test_bad_mode():

@@ -183,3 +183,13 @@ def test_clean_caption_option_on_both_encoders(t5_dir):
     with pytest.raises(InputError, match="after caption cleaning"):
         run(opensora_text.OpenSoraTextEncodeCLIP, clip=FakeComfyT5(t5_dir), prompt="美丽的日落",
             aesthetic_score=0.0, clean_caption=True)  # fmt: skip
+
+
+def test_older_comfyui_without_disable_weights(t5_dir):
+    class OldClip(FakeComfyT5):
+        def tokenize(self, text_, return_word_ids=False):
+            return super().tokenize(text_, return_word_ids)
+
+    (pos,), _ = run(opensora_text.OpenSoraTextEncodeCLIP, clip=OldClip(t5_dir), **PROMPT)
+    (ref,), _ = run(nodes.OpenSoraTextEncoder, t5="t5-eos", precision="fp32", **PROMPT)
+    assert torch.equal(pos[1]["attention_mask"], ref[1]["attention_mask"])

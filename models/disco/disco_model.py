@@ -21,6 +21,7 @@ from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 from torch import nn
 from transformers import CLIPVisionModelWithProjection
 
+from .attention import release_context_cache, use_shared_context_attention
 from .background_hint import background_controlnet_from_unet
 from .temporal import add_temporal_layers, set_num_frames
 
@@ -61,6 +62,8 @@ class DiscoModel:
         if temporal:  # after from_unet: the ControlNets copy the plain 2-D blocks, then all are inflated
             for net in (unet, pose, background):
                 add_temporal_layers(net)
+        for net in (unet, pose, background):  # reference-token K/V computed once per sampling run
+            use_shared_context_attention(net)
         clip = CLIPVisionModelWithProjection(clip_config)
         proj = nn.Linear(clip_config.hidden_size, unet.config.cross_attention_dim, bias=False)
         vae = AutoencoderKL.from_config(vae_config)
@@ -72,6 +75,11 @@ class DiscoModel:
         """Clip length seen by the temporal layers in the next UNet/ControlNet calls (temporal model)."""
         for net in (self.unet, self.pose_controlnet, self.background_controlnet):
             set_num_frames(net, frames)
+
+    def release_caches(self) -> None:
+        """Forget the reference-token keys/values cached by the cross-attentions (end of sampling)."""
+        for net in (self.unet, self.pose_controlnet, self.background_controlnet):
+            release_context_cache(net)
 
     def modules(self) -> dict[str, nn.Module]:
         """Components by attribute name (for device moves and dtype casts)."""

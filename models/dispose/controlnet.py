@@ -27,6 +27,7 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.unets.unet_3d_blocks import UNetMidBlockSpatioTemporal, get_down_block
 from torch import nn
 
+from .attention import use_single_token_cross_attention
 from .point_adapter import PointAdapter
 
 
@@ -135,6 +136,7 @@ class DisPoseControlNet(nn.Module):
             cross_attention_dim=cross[-1],
             num_attention_heads=heads[-1],
         )
+        use_single_token_cross_attention(self)  # one CLIP token: no attention needed
 
     @property
     def dtype(self) -> torch.dtype:

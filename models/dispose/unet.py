@@ -18,11 +18,14 @@ which are the ``unet.*`` keys of ``MimicMotion_1-1.pth`` without the prefix.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from diffusers import UNetSpatioTemporalConditionModel
+
+from .attention import use_single_token_cross_attention
 
 #: Effective residual multiplier per skip connection of the SVD UNet in the released DisPose code.
 SVD_SKIP_MULTIPLIERS = (4, 4, 4, 4, 3, 3, 3, 2, 2, 2, 1, 1)
@@ -71,7 +74,9 @@ class MimicMotionUNet(UNetSpatioTemporalConditionModel):
         self.conv_in.register_forward_hook(self._add_pose_latents)
         self.mid_block.register_forward_hook(self._add_mid_residual)
         for i, block in enumerate(self.up_blocks):
-            block.register_forward_pre_hook(self._make_skip_hook(i), with_kwargs=True)
+            # a partial of a bound method (not a closure), so that deepcopy rebinds it to the copy
+            block.register_forward_pre_hook(functools.partial(self._add_skip_residuals, i), with_kwargs=True)
+        use_single_token_cross_attention(self)  # one CLIP token: no attention needed
         self._skip_mults = skip_multipliers(self)
         self._up_skips = _skips_per_up_block(self)
         self._hooked = True
@@ -84,19 +89,18 @@ class MimicMotionUNet(UNetSpatioTemporalConditionModel):
         mid = (self._extra or {}).get("mid")
         return output if mid is None else output + mid.to(output.dtype)
 
-    def _make_skip_hook(self, index: int):
-        def hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-            residuals = (self._extra or {}).get("down")
-            if residuals is None:
-                return args, kwargs
-            skips = kwargs["res_hidden_states_tuple"]
-            ids = self._up_skips[index]
-            kwargs["res_hidden_states_tuple"] = tuple(
-                s + self._skip_mults[j] * residuals[j].to(s.dtype) for s, j in zip(skips, ids, strict=True)
-            )
+    def _add_skip_residuals(
+        self, index: int, module: torch.nn.Module, args: tuple, kwargs: dict
+    ) -> tuple[tuple, dict]:
+        residuals = (self._extra or {}).get("down")
+        if residuals is None:
             return args, kwargs
-
-        return hook
+        skips = kwargs["res_hidden_states_tuple"]
+        ids = self._up_skips[index]
+        kwargs["res_hidden_states_tuple"] = tuple(
+            s + self._skip_mults[j] * residuals[j].to(s.dtype) for s, j in zip(skips, ids, strict=True)
+        )
+        return args, kwargs
 
     def forward(  # type: ignore[override]
         self,

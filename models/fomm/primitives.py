@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fast_kernels as fast
+
 Norm = type[nn.Module]
 """A norm layer class called as ``norm(channels, affine=True)`` (BatchNorm2d or InstanceNorm2d)."""
 
@@ -67,8 +69,8 @@ class AntiAliasInterpolation2d(nn.Module):
         return x[:, :, :: self.step, :: self.step]
 
 
-class SameBlock2d(nn.Module):
-    """conv -> norm -> ReLU, resolution kept."""
+class SameBlock2d(fast.CachedFolding):
+    """conv -> norm -> ReLU, resolution kept (at inference an eval BatchNorm is folded into the conv)."""
 
     def __init__(self, in_features: int, out_features: int, kernel_size: int = 3, padding: int = 1,
                  norm: Norm = nn.BatchNorm2d) -> None:
@@ -76,7 +78,14 @@ class SameBlock2d(nn.Module):
         self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=padding)
         self.norm = norm(out_features, affine=True)
 
+    def fold_sources(self) -> tuple[torch.Tensor | None, ...]:
+        return self.conv.weight, self.conv.bias, *fast.norm_tensors(self.norm)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if fast.active(self) and fast.foldable(self.norm):
+            w, b = self.cached(lambda: fast.fold(self.conv, self.norm))
+            c = self.conv
+            return F.relu_(F.conv2d(x, w, b, c.stride, c.padding, c.dilation, c.groups))
         return F.relu(self.norm(self.conv(x)))
 
 
@@ -93,14 +102,33 @@ class DownBlock2d(SameBlock2d):
 
 
 class UpBlock2d(SameBlock2d):
-    """nearest x2 upsampling -> conv -> norm -> ReLU (decoder step)."""
+    """nearest x2 upsampling -> conv -> norm -> ReLU (decoder step).
+
+    At inference a 3x3 conv runs as four 2x2 convs on the low-resolution input (one per output
+    pixel phase, :func:`fast_kernels.phase_kernels`): 2.25x fewer multiply-adds, same result.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.conv
+        if (fast.active(self) and c.kernel_size == (3, 3) and c.padding == (1, 1) and c.stride == (1, 1)
+                and c.dilation == (1, 1) and c.groups == 1):
+            folded = fast.foldable(self.norm)
+
+            def build() -> tuple[torch.Tensor, torch.Tensor]:
+                w, b = fast.fold(c, self.norm if folded else None)
+                return fast.phase_kernels(w), b
+
+            kernels, bias = self.cached(build)
+            out = fast.upsample_conv(x, kernels, bias)
+            return F.relu_(out) if folded else F.relu(self.norm(out))
         return super().forward(F.interpolate(x, scale_factor=2))
 
 
-class ResBlock2d(nn.Module):
-    """Pre-activation residual block: norm -> ReLU -> conv -> norm -> ReLU -> conv, plus the input."""
+class ResBlock2d(fast.CachedFolding):
+    """Pre-activation residual block: norm -> ReLU -> conv -> norm -> ReLU -> conv, plus the input.
+
+    At inference an eval ``norm2`` is folded into ``conv1``.
+    """
 
     def __init__(self, features: int, kernel_size: int = 3, padding: int = 1,
                  norm: Norm = nn.BatchNorm2d) -> None:
@@ -110,7 +138,14 @@ class ResBlock2d(nn.Module):
         self.norm1 = norm(features, affine=True)
         self.norm2 = norm(features, affine=True)
 
+    def fold_sources(self) -> tuple[torch.Tensor | None, ...]:
+        return self.conv1.weight, self.conv1.bias, *fast.norm_tensors(self.norm2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if fast.active(self) and fast.foldable(self.norm2):
+            w, b = self.cached(lambda: fast.fold(self.conv1, self.norm2))
+            out = F.relu_(F.conv2d(F.relu(self.norm1(x)), w, b, padding=self.conv1.padding))
+            return self.conv2(out).add_(x)
         out = self.conv1(F.relu(self.norm1(x)))
         out = self.conv2(F.relu(self.norm2(out)))
         return out + x

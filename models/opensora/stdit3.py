@@ -400,11 +400,13 @@ class STDiT3(nn.Module):
             if swap:
                 spatial.to(x.device)
                 temporal.to(x.device)
-            tokens = spatial(tokens, y, y_mask, mod)
-            tokens = temporal(tokens, y, y_mask, mod)
-            if swap:
-                spatial.to(self.offload_device)
-                temporal.to(self.offload_device)
+            try:
+                tokens = spatial(tokens, y, y_mask, mod)
+                tokens = temporal(tokens, y, y_mask, mod)
+            finally:  # also on out-of-memory/interrupt: a swapped pair never stays on the GPU
+                if swap:
+                    spatial.to(self.offload_device)
+                    temporal.to(self.offload_device)
 
         out = self.final_layer(tokens, temb, t0, x_mask)  # (B, T, S, pt·ph·pw·Cout)
         return self.unpatchify(out, nt, nh, nw)[:, :, :frames, :lat_h, :lat_w].float()

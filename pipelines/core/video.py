@@ -72,7 +72,8 @@ def write_image(image: torch.Tensor, path: str | Path) -> Path:
 
 
 def write_frames(images: torch.Tensor, path: str | Path, fps: float = 25.0) -> Path:
-    """Write IMAGE (N,H,W,3): a folder of PNG frames when ``path`` has no suffix, else a video file."""
+    """Write IMAGE (N,H,W,3): a folder of PNG frames when ``path`` has no suffix, image file(s) for an image
+    suffix (``name_00000.png``… when N > 1), else a video file."""
     from PIL import Image
 
     path = Path(path)
@@ -83,6 +84,14 @@ def write_frames(images: torch.Tensor, path: str | Path, fps: float = 25.0) -> P
             Image.fromarray(frame).save(path / f"frame_{i:05d}.png")
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in IMAGE_SUFFIXES and path.suffix.lower() != ".gif":
+        # An image name for image models (PixArt) or a one-frame result; more frames get numbered names.
+        if len(arr) == 1:
+            Image.fromarray(arr[0]).save(path)
+        else:
+            for i, frame in enumerate(arr):
+                Image.fromarray(frame).save(path.with_name(f"{path.stem}_{i:05d}{path.suffix}"))
+        return path
     if path.suffix.lower() == ".gif":
         pil = [Image.fromarray(f) for f in arr]
         pil[0].save(path, save_all=True, append_images=pil[1:], duration=int(1000 / fps), loop=0)

@@ -123,6 +123,108 @@ def make_scheduler(model: DiscoModel) -> DDIMScheduler:
     return DDIMScheduler.from_config(config)
 
 
+@dataclass
+class StepConditions:
+    """Network inputs that stay fixed over all denoising steps of one batch of frames.
+
+    ``context`` holds each distinct token set once (``[uncond; cond]`` with CFG): the
+    cross-attentions share its keys/values over the batch and cache them over the steps, as long as
+    the same tensor object is passed (see ``models/disco/attention.py``). The hint features are the
+    ControlNets' condition encodings, which depend only on the pose image / background latent.
+    """
+
+    context: torch.Tensor
+    pose_features: torch.Tensor
+    background_features: torch.Tensor
+    cfg: bool
+
+
+def reference_context(
+    tokens: torch.Tensor, uncond: torch.Tensor | None, settings: SamplerSettings
+) -> tuple[torch.Tensor, bool]:
+    """Cross-attention context and whether CFG runs: ``[uncond; tokens]`` (uncond half first)."""
+    do_cfg = uncond is not None and settings.guidance > 1.0
+    if not do_cfg:
+        return tokens, False
+    if uncond.shape[0] != tokens.shape[0]:
+        rows = max(uncond.shape[0], tokens.shape[0])
+        uncond, tokens = uncond.expand(rows, -1, -1), tokens.expand(rows, -1, -1)
+    return torch.cat([uncond, tokens]), True
+
+
+@torch.no_grad()
+def prepare_conditions(
+    model: DiscoModel, context: torch.Tensor, cfg: bool, pose: torch.Tensor, background: torch.Tensor
+) -> StepConditions:
+    """Encode the ControlNet hints once. ``background`` is the *scaled* latent (×0.18215), one row
+    for all frames or one per frame; ``pose`` is (n,3,H,W) in [0,1]."""
+    pose_features = model.pose_controlnet.controlnet_cond_embedding(pose)
+    background_features = model.background_controlnet.controlnet_cond_embedding(background)
+    if cfg:  # both CFG halves see the same hints
+        pose_features = torch.cat([pose_features, pose_features])
+        if background_features.shape[0] > 1:
+            background_features = torch.cat([background_features, background_features])
+    return StepConditions(context, pose_features, background_features, cfg)
+
+
+def controlnet_residuals(
+    net, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor, features: torch.Tensor, scale: float
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """A ControlNet pass (diffusers ``ControlNetModel.forward`` for SD-1 configs) on pre-encoded
+    hint ``features``: time embedding, ``conv_in(x) + features``, down and mid blocks, zero convs."""
+    t_emb = net.time_proj(t.reshape(-1)[:1].to(x.device).expand(x.shape[0])).to(x.dtype)
+    emb = net.time_embedding(t_emb)
+    h = net.conv_in(x) + features
+    residuals = [h]
+    for block in net.down_blocks:
+        if getattr(block, "has_cross_attention", False):
+            h, res = block(hidden_states=h, temb=emb, encoder_hidden_states=context)
+        else:
+            h, res = block(hidden_states=h, temb=emb)
+        residuals.extend(res)
+    h = net.mid_block(h, emb, encoder_hidden_states=context)
+    down = [zero(r) * scale for zero, r in zip(net.controlnet_down_blocks, residuals, strict=True)]
+    return down, net.controlnet_mid_block(h) * scale
+
+
+@torch.no_grad()
+def guided_noise(
+    model: DiscoModel,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    cond: StepConditions,
+    settings: SamplerSettings,
+    return_residuals: bool = False,
+):
+    """One guided ε prediction from prepared :class:`StepConditions`."""
+    x_in = torch.cat([x, x]) if cond.cfg else x
+    down_p, mid_p = controlnet_residuals(
+        model.pose_controlnet, x_in, t, cond.context, cond.pose_features, settings.pose_scale
+    )
+    down_b, mid_b = controlnet_residuals(
+        model.background_controlnet,
+        x_in,
+        t,
+        cond.context,
+        cond.background_features,
+        settings.background_scale,
+    )
+    down = [a + b for a, b in zip(down_p, down_b, strict=True)]
+    eps = model.unet(
+        x_in,
+        t,
+        encoder_hidden_states=cond.context,
+        down_block_additional_residuals=down,
+        mid_block_additional_residual=mid_p + mid_b,
+    ).sample
+    if cond.cfg:
+        eps_u, eps_c = eps.chunk(2)
+        eps = eps_u + settings.guidance * (eps_c - eps_u)
+    if return_residuals:
+        return eps, (down_p, mid_p, down_b, mid_b)
+    return eps
+
+
 @torch.no_grad()
 def predict_noise(
     model: DiscoModel,
@@ -135,43 +237,17 @@ def predict_noise(
     settings: SamplerSettings,
     return_residuals: bool = False,
 ):
-    """One guided ε prediction. ``background`` is the *scaled* latent (×0.18215) the ControlNet sees."""
-    do_cfg = uncond is not None and settings.guidance > 1.0
-    if do_cfg:
-        x_in, emb = torch.cat([x, x]), torch.cat([uncond, tokens])
-        pose, background = torch.cat([pose, pose]), torch.cat([background, background])
-    else:
-        x_in, emb = x, tokens
-    down_p, mid_p = model.pose_controlnet(
-        x_in,
-        t,
-        encoder_hidden_states=emb,
-        controlnet_cond=pose,
-        conditioning_scale=settings.pose_scale,
-        return_dict=False,
-    )
-    down_b, mid_b = model.background_controlnet(
-        x_in,
-        t,
-        encoder_hidden_states=emb,
-        controlnet_cond=background,
-        conditioning_scale=settings.background_scale,
-        return_dict=False,
-    )
-    down = [a + b for a, b in zip(down_p, down_b, strict=True)]
-    eps = model.unet(
-        x_in,
-        t,
-        encoder_hidden_states=emb,
-        down_block_additional_residuals=down,
-        mid_block_additional_residual=mid_p + mid_b,
-    ).sample
-    if do_cfg:
-        eps_u, eps_c = eps.chunk(2)
-        eps = eps_u + settings.guidance * (eps_c - eps_u)
-    if return_residuals:
-        return eps, (down_p, mid_p, down_b, mid_b)
-    return eps
+    """One guided ε prediction. ``background`` is the *scaled* latent (×0.18215) the ControlNet sees.
+
+    ``tokens``/``uncond`` may have one row for all frames or one per frame. For many steps, prepare
+    the conditions once (:func:`prepare_conditions`) and call :func:`guided_noise`, as ``sample`` does.
+    """
+    context, cfg = reference_context(tokens, uncond, settings)
+    cond = prepare_conditions(model, context, cfg, pose, background)
+    try:
+        return guided_noise(model, x, t, cond, settings, return_residuals)
+    finally:
+        model.release_caches()
 
 
 def initial_noise(
@@ -183,6 +259,17 @@ def initial_noise(
     shape = (1 if same_for_all else frames, 4, *latent_hw)
     noise = torch.randn(shape, generator=g, dtype=torch.float32)
     return noise.expand(frames, -1, -1, -1).clone() if same_for_all else noise
+
+
+def _device_context(
+    model: DiscoModel, tokens: torch.Tensor, uncond: torch.Tensor | None, settings: SamplerSettings
+) -> tuple[torch.Tensor, bool]:
+    """:func:`reference_context` on the model's device/dtype; one tensor for the whole run, so the
+    cross-attentions' key/value cache holds for every step and batch."""
+    device, dtype = model.device, model.dtype
+    return reference_context(
+        tokens.to(device, dtype), None if uncond is None else uncond.to(device, dtype), settings
+    )
 
 
 def _check_inputs(poses: torch.Tensor, background_latent: torch.Tensor) -> tuple[int, int]:
@@ -236,24 +323,25 @@ def sample(
     total = len(timesteps) * ((frames + batch - 1) // batch)
     done = 0
     outputs = []
-    for start in range(0, frames, batch):
-        stop = min(frames, start + batch)
-        n = stop - start
-        x = noise[start:stop].to(device, torch.float32) * scheduler.init_noise_sigma
-        cond = tokens.to(device, dtype).expand(n, -1, -1)
-        unc = None if uncond is None else uncond.to(device, dtype).expand(n, -1, -1)
-        pose = poses[start:stop].to(device, dtype)
-        bg_batch = background_latent if background_latent.shape[0] == 1 else background_latent[start:stop]
-        bg = (bg_batch.to(device, dtype) * VAE_SCALING).expand(n, -1, -1, -1)
-        generator = torch.Generator().manual_seed(settings.seed)
-        for t in timesteps:
-            eps = predict_noise(model, x.to(dtype), t, cond, unc, pose, bg, settings).float()
-            step = scheduler.step(eps, t, x, eta=settings.eta, generator=generator)
-            x = step.prev_sample
-            done += 1
-            if callback is not None:
-                callback(done, total, step.pred_original_sample / VAE_SCALING)
-        outputs.append((x / VAE_SCALING).cpu())
+    context, cfg = _device_context(model, tokens, uncond, settings)
+    try:
+        for start in range(0, frames, batch):
+            stop = min(frames, start + batch)
+            x = noise[start:stop].to(device, torch.float32) * scheduler.init_noise_sigma
+            pose = poses[start:stop].to(device, dtype)
+            bg = background_latent if background_latent.shape[0] == 1 else background_latent[start:stop]
+            cond = prepare_conditions(model, context, cfg, pose, bg.to(device, dtype) * VAE_SCALING)
+            generator = torch.Generator().manual_seed(settings.seed)
+            for t in timesteps:
+                eps = guided_noise(model, x.to(dtype), t, cond, settings).float()
+                step = scheduler.step(eps, t, x, eta=settings.eta, generator=generator)
+                x = step.prev_sample
+                done += 1
+                if callback is not None:
+                    callback(done, total, step.pred_original_sample / VAE_SCALING)
+            outputs.append((x / VAE_SCALING).cpu())
+    finally:
+        model.release_caches()
     return torch.cat(outputs)
 
 
@@ -288,54 +376,67 @@ def _sample_temporal(
     total = len(timesteps) * len(starts)
     model.set_num_frames(length)
 
-    def group_eps(x_windows: torch.Tensor, t: torch.Tensor, group: list[int]) -> torch.Tensor:
-        """ε of windows stacked along the batch axis (each ``length`` frames, in ``group`` order)."""
-        n = len(group) * length
+    context, cfg = _device_context(model, tokens, uncond, settings)
+    background = background_latent.to(device, dtype) * VAE_SCALING
+
+    def group_conditions(group: list[int]) -> StepConditions:
         pose = torch.cat([poses[s : s + length] for s in group]).to(device, dtype)
-        cond = tokens.to(device, dtype).expand(n, -1, -1)
-        unc = None if uncond is None else uncond.to(device, dtype).expand(n, -1, -1)
-        bg = (background_latent.to(device, dtype) * VAE_SCALING).expand(n, -1, -1, -1)
-        return predict_noise(model, x_windows.to(dtype), t, cond, unc, pose, bg, settings).float()
+        return prepare_conditions(model, context, cfg, pose, background)
+
+    def group_eps(x_windows: torch.Tensor, t: torch.Tensor, cond: StepConditions) -> torch.Tensor:
+        """ε of windows stacked along the batch axis (each ``length`` frames, in group order)."""
+        return guided_noise(model, x_windows.to(dtype), t, cond, settings).float()
 
     def stack(x: torch.Tensor, group: list[int]) -> torch.Tensor:
         return torch.cat([x[s : s + length] for s in group])
 
-    x = noise.to(device, torch.float32) * scheduler.init_noise_sigma
-    generator = torch.Generator().manual_seed(settings.seed)
-    done = 0
-    if settings.overlap == 0:  # upstream: independent windows, a later window overwrites shared frames
-        out = torch.empty_like(x)
+    def independent_windows(x: torch.Tensor) -> torch.Tensor:
+        """Upstream: each window group denoised on its own; a later window overwrites shared frames."""
+        generator = torch.Generator().manual_seed(settings.seed)
+        out, done = torch.empty_like(x), 0
         for group in groups:
-            xw = stack(x, group)
+            xw, cond = stack(x, group), group_conditions(group)
             for t in timesteps:
-                step = scheduler.step(group_eps(xw, t, group), t, xw, eta=settings.eta, generator=generator)
+                step = scheduler.step(group_eps(xw, t, cond), t, xw, eta=settings.eta, generator=generator)
                 xw = step.prev_sample
                 done += len(group)
                 if callback is not None:
                     callback(done, total, step.pred_original_sample / VAE_SCALING)
             for i, start in enumerate(group):
                 out[start : start + length] = xw[i * length : (i + 1) * length]
-        return (out / VAE_SCALING).cpu()
-    weights = {
-        s: windows.blend_weights(length, settings.overlap, s == 0, s + length == frames).to(device)
-        for s in starts
-    }
-    for t in timesteps:
-        eps_sum = torch.zeros_like(x)
-        weight_sum = torch.zeros(frames, device=device)
-        for group in groups:
-            eps = group_eps(stack(x, group), t, group)
-            for i, start in enumerate(group):
-                weight = weights[start]
-                eps_sum[start : start + length] += (
-                    eps[i * length : (i + 1) * length] * weight[:, None, None, None]
-                )
-                weight_sum[start : start + length] += weight
-            done += len(group)
-        step = scheduler.step(
-            eps_sum / weight_sum[:, None, None, None], t, x, eta=settings.eta, generator=generator
-        )
-        x = step.prev_sample
-        if callback is not None:
-            callback(done, total, step.pred_original_sample / VAE_SCALING)
-    return (x / VAE_SCALING).cpu()
+        return out
+
+    def blended_windows(x: torch.Tensor) -> torch.Tensor:
+        """Overlapping windows: their ε are blended every step, so no seams appear."""
+        generator = torch.Generator().manual_seed(settings.seed)
+        weights = {
+            s: windows.blend_weights(length, settings.overlap, s == 0, s + length == frames).to(device)
+            for s in starts
+        }
+        done = 0
+        for t in timesteps:
+            eps_sum = torch.zeros_like(x)
+            weight_sum = torch.zeros(frames, device=device)
+            for group in groups:  # hints re-encoded per call: keeping them all would cost memory
+                eps = group_eps(stack(x, group), t, group_conditions(group))
+                for i, start in enumerate(group):
+                    weight = weights[start]
+                    eps_sum[start : start + length] += (
+                        eps[i * length : (i + 1) * length] * weight[:, None, None, None]
+                    )
+                    weight_sum[start : start + length] += weight
+                done += len(group)
+            step = scheduler.step(
+                eps_sum / weight_sum[:, None, None, None], t, x, eta=settings.eta, generator=generator
+            )
+            x = step.prev_sample
+            if callback is not None:
+                callback(done, total, step.pred_original_sample / VAE_SCALING)
+        return x
+
+    x = noise.to(device, torch.float32) * scheduler.init_noise_sigma
+    try:
+        out = independent_windows(x) if settings.overlap == 0 else blended_windows(x)
+    finally:
+        model.release_caches()
+    return (out / VAE_SCALING).cpu()

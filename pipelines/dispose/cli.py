@@ -5,7 +5,9 @@
 
 Poses are POSE_KEYPOINT JSON files as saved by comfyui_controlnet_aux ("Save Pose Keypoints"): a
 list with one ``{"people": [{"pose_keypoints_2d": [...]}], "canvas_width", "canvas_height"}`` per
-frame. Run DWPose once on the reference image and once on the driving video.
+frame. Without them the built-in DWPose runs: ``--driving VIDEO`` instead of ``--driving-pose``,
+and the reference pose is estimated when ``--reference-pose`` is left out (yolox_l.onnx and
+dw-ll_ucoco_384.onnx in the weights folder or models/dwpose).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from ..core import video, weights
 from ..core.device import DTYPE_CHOICES, get_offload_device, get_torch_device, resolve_dtype
 from ..core.errors import InputError, MissingWeightsError
 from . import generate
-from .loading import load_dispose
+from .dwpose import cli_poses
+from .loading import POSE_NET_FILE, has_pose_net, load_dispose
 from .sampling import SamplerSettings
 
 FOLDER = "dispose"
@@ -27,14 +30,20 @@ BASE_FOLDER = "stable-video-diffusion-img2vid-xt-1-1"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", required=True, help="image of the person to animate")
-    parser.add_argument("--reference-pose", required=True, help="POSE_KEYPOINT JSON of the reference image")
-    parser.add_argument("--driving-pose", required=True, help="POSE_KEYPOINT JSON of the driving frames")
+    parser.add_argument("--reference-pose", default=None, help="reference POSE_KEYPOINT JSON (else DWPose)")
+    parser.add_argument("--driving-pose", default=None, help="POSE_KEYPOINT JSON of the driving frames")
+    parser.add_argument("--driving", default=None, help="driving video or frame folder (poses by DWPose)")
     parser.add_argument(
         "--output", required=True, help="video file, or a folder (no extension) of PNG frames"
     )
     parser.add_argument("--weights-dir", default=None, help="folder with the DisPose files and SVD folder")
     parser.add_argument("--base-folder", default=BASE_FOLDER, help="SVD-XT 1.1 diffusers folder name")
     parser.add_argument("--mimicmotion", default="MimicMotion_1-1.pth", help="MimicMotion checkpoint")
+    parser.add_argument(
+        "--pose-net",
+        default=None,
+        help=f"PoseNet file; default: from the MimicMotion file, else {POSE_NET_FILE} (kijai's merged UNet)",
+    )
     parser.add_argument("--controlnet", default="DisPose.pth", help="DisPose ControlNet checkpoint")
     parser.add_argument("--cmp", default="ckpt_iter_42000.pth.tar", help="CMP checkpoint")
     parser.add_argument("--width", type=int, default=576, help="output width (multiple of 64)")
@@ -79,19 +88,24 @@ def _find(name: str) -> Path:
 def run(args: argparse.Namespace) -> None:
     if args.weights_dir:
         weights.add_search_dir(FOLDER, args.weights_dir)
+    reference = video.read_image(args.reference)
+    ref_pose, drv_pose = cli_poses(args, reference, _poses)  # first: fails fast without pose files
+    mimicmotion = _find(args.mimicmotion)
+    pose_net = args.pose_net or (None if has_pose_net(mimicmotion) else POSE_NET_FILE)
     model = load_dispose(
         _find(args.base_folder),
-        _find(args.mimicmotion),
+        mimicmotion,
         _find(args.controlnet),
         _find(args.cmp),
+        pose_net_file=_find(pose_net) if pose_net else None,
         dtype=resolve_dtype(args.precision, get_torch_device()),
         device=get_offload_device(),
     )
     cond = generate.encode_motion(
         model,
-        video.read_image(args.reference),
-        _poses(args.reference_pose),
-        _poses(args.driving_pose),
+        reference,
+        ref_pose,
+        drv_pose,
         args.height,
         args.width,
         args.fit,

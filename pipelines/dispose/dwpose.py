@@ -295,6 +295,11 @@ def load(detector: str = DETECTOR.filename, pose: str = POSE.filename, device: s
     return _LOADED[key]
 
 
+def unload() -> None:
+    """Drop the kept sessions (onnxruntime's memory is outside ComfyUI's model management)."""
+    _LOADED.clear()
+
+
 def to_uint8(frames: np.ndarray) -> np.ndarray:
     """(N,H,W,3) float 0..1 -> uint8, rounded (so 8-bit frames come back exactly)."""
     return np.clip(np.round(np.asarray(frames, np.float64) * 255.0), 0, 255).astype(np.uint8)
@@ -329,3 +334,25 @@ def preview(frame: dict) -> np.ndarray:
     if bodies is None:
         return np.zeros((h, w, 3), np.uint8)
     return draw_body(bodies, h, w)
+
+
+def cli_poses(args, reference, read_json: Callable[[str], list[dict]]) -> tuple[list[dict], list[dict]]:
+    """POSE_KEYPOINT lists for the command line: the JSON files given, else DWPose on the
+    reference image (IMAGE tensor) and on the ``--driving`` video."""
+    if not args.driving_pose and not args.driving:
+        raise InputError("give the driving motion: --driving VIDEO (DWPose runs) or --driving-pose JSON.")
+    model = None
+    if args.weights_dir:
+        weights.add_search_dir(FOLDER, args.weights_dir)
+
+    def run_dwpose(frames) -> list[dict]:
+        nonlocal model
+        model = model or load()
+        return estimate(model, frames.float().numpy())[0]
+
+    ref_pose = read_json(args.reference_pose) if args.reference_pose else run_dwpose(reference)
+    if args.driving_pose:
+        return ref_pose, read_json(args.driving_pose)
+    from ..core import video
+
+    return ref_pose, run_dwpose(video.read_frames(args.driving)[0])

@@ -7,6 +7,10 @@
 | ControlNet  | DisPose.pth                 | bare ``DisPoseControlNet`` names, fp32                 |
 | CMP         | ckpt_iter_42000.pth.tar     | ``{'step','state_dict','optimizer'}``, ``module.*``    |
 
+kijai's merged fp16 UNet (``MimicMotionMergedUnet_1-1-fp16.safetensors``, HF Kijai/MimicMotion_pruned)
+holds the UNet with bare diffusers keys; its PoseNet comes from ``mimic_motion_pose_net.safetensors``
+(bare PoseNet keys) unless the file carries the PoseNet too (see ``mimicmotion_state_dicts``).
+
 Every file is read weights-only and loaded strictly: a missing or renamed key is an error, never a
 silently random module.
 """
@@ -27,7 +31,7 @@ from ...models.dispose.cmp import CMP
 from ...models.dispose.controlnet import DisPoseControlNet
 from ...models.dispose.pose_net import PoseNet
 from ...models.dispose.unet import MimicMotionUNet
-from ..core import weights
+from ..core import fp8, weights
 from ..core.errors import MissingWeightsError, WeightsMismatchError
 
 
@@ -81,7 +85,7 @@ class DisPoseModel:
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.unet.dtype
+        return fp8.compute_dtype(self.unet)
 
 
 #: files of the SVD-XT 1.1 diffusers folder that are read (weights may be the .fp16 variant).
@@ -118,12 +122,42 @@ def check_base_folder(folder: str | os.PathLike) -> Path:
     return folder
 
 
+#: kijai's PoseNet file (bare PoseNet keys, fp16), shipped in the GitHub repo of ComfyUI-MimicMotionWrapper.
+POSE_NET_FILE = "mimic_motion_pose_net.safetensors"
+POSE_NET_URL = (
+    "https://raw.githubusercontent.com/kijai/ComfyUI-MimicMotionWrapper/main/models/" + POSE_NET_FILE
+)
+_POSE_NET_BARE = ("conv_layers.", "final_proj.")
+
+
+def _is_pose_net_key(key: str) -> bool:
+    return key == "scale" or key.startswith(_POSE_NET_BARE)
+
+
 def mimicmotion_state_dicts(sd: Mapping[str, torch.Tensor]) -> tuple[dict, dict | None]:
-    """(UNet, PoseNet) weights from MimicMotion_1-1.pth or kijai's merged UNet safetensors (bare keys)."""
+    """(UNet, PoseNet or None) weights of a MimicMotion file.
+
+    Layouts: ``MimicMotion_1-1.pth`` (``unet.*`` + ``pose_net.*``); kijai's merged fp16 UNet
+    ``MimicMotionMergedUnet_1-{0,1}-fp16.safetensors`` (bare diffusers UNet keys, the PoseNet in a
+    separate file); and a merged file that also carries the PoseNet, bare (``conv_layers.*``,
+    ``final_proj.*``, ``scale``: names no SVD UNet key uses) or under ``pose_net.``.
+    """
     if any(k.startswith("unet.") for k in sd):
         pose = weights.select(sd, "pose_net.")
         return weights.select(sd, "unet."), pose or None
-    return dict(sd), None
+    pose = weights.select(sd, "pose_net.") or {k: v for k, v in sd.items() if _is_pose_net_key(k)}
+    unet = {k: v for k, v in sd.items() if not k.startswith("pose_net.") and not _is_pose_net_key(k)}
+    return unet, pose or None
+
+
+def has_pose_net(path: str | os.PathLike) -> bool:
+    """Whether a MimicMotion file carries PoseNet weights (safetensors: read from the header only)."""
+    if str(path).endswith(".safetensors"):
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            return any(k.startswith("pose_net.") or _is_pose_net_key(k) for k in f.keys())  # noqa: SIM118
+    return True  # MimicMotion_1-1.pth holds both; a file without them is reported by load_dispose
 
 
 def load_dispose(
@@ -135,19 +169,24 @@ def load_dispose(
     dift_folder: str | os.PathLike | None = None,
     dtype: torch.dtype = torch.float16,
     device: torch.device | str = "cpu",
+    fp8_storage: bool = False,
 ) -> DisPoseModel:
-    """Build every network from its released file; any missing file or key is an error."""
+    """Build every network from its released file; any missing file or key is an error.
+
+    ``fp8_storage``: keep the UNet and ControlNet weights in float8_e4m3fn (``core.fp8``), computing in
+    ``dtype``; halves their memory against fp16.
+    """
     base = check_base_folder(base_folder)
     unet_config = json.loads((base / "unet/config.json").read_text())
     unet = MimicMotionUNet.from_config(unet_config)
     unet_sd, pose_sd = mimicmotion_state_dicts(weights.load_state_dict(mimicmotion_file))
     weights.load_into(unet, unet_sd, "MimicMotion UNet", strict=True)
-    if pose_sd is None:
+    if pose_sd is None or pose_net_file is not None:  # a chosen PoseNet file wins over embedded keys
         if pose_net_file is None:
             raise MissingWeightsError(
-                f"{Path(mimicmotion_file).name} holds no 'pose_net.*' weights; pick the PoseNet file "
-                "(mimic_motion_pose_net.safetensors from HF Kijai/MimicMotion_pruned) or use "
-                "MimicMotion_1-1.pth from HF tencent/MimicMotion."
+                f"{Path(mimicmotion_file).name} holds no PoseNet weights (kijai's merged UNet file). Put "
+                f"{POSE_NET_FILE} ({POSE_NET_URL}) next to it, or use MimicMotion_1-1.pth from HF "
+                "tencent/MimicMotion."
             )
         pose_net = load_pose_net(pose_net_file)
     else:
@@ -175,6 +214,9 @@ def load_dispose(
     for module in (unet, pose_net, controlnet, vae):
         module.to(device=device, dtype=dtype).eval().requires_grad_(False)
     image_encoder.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    if fp8_storage:
+        fp8.store_weights_in_fp8(unet, dtype)
+        fp8.store_weights_in_fp8(controlnet, dtype)
     if cmp is not None:
         cmp.to(device)
     dift = None

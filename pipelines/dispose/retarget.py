@@ -17,9 +17,10 @@ Missing data:
 - a limb not visible in the reference takes the length of its mirror limb (left/right) when that
   one is visible, otherwise its globally fitted length.
 
-Hands and faces (optional ``hands`` (K,21,2) and ``faces`` (K,68,2) entries of the bodies dict, as
-DWPose gives them, normalised, values <= 0 for missing points) are not rescaled: each hand moves
-with the body wrist nearest to its own wrist point, the face with the nose.
+Hands and faces of the person (the ``hands``/``faces`` extras of ``drawing.pose_extras``,
+normalised, NaN or <= 0 for missing points) are not rescaled: each hand moves with the body wrist
+nearest to its own wrist point, the face with the nose. Other people stay where the global fit put
+them.
 
 Lengths and angles are measured in pixels of the video (normalised x times width, y times height),
 so a non-square video does not skew them.
@@ -72,28 +73,45 @@ def reference_lengths(reference: dict, hw: tuple[int, int]) -> dict[int, float]:
 def _move_points(points: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """Shift normalised points by ``shift``; points at or below 0 (missing) are kept as they are."""
     points = np.asarray(points, dtype=np.float64)
-    ok = (points > 0).all(axis=-1, keepdims=True)
+    ok = (np.isfinite(points) & (points > 0)).all(axis=-1, keepdims=True)
     return np.where(ok, points + shift, points)
 
 
+def _anchor_point(hand: np.ndarray) -> np.ndarray | None:
+    """The hand's wrist point, else the mean of its valid points, else None."""
+    valid = np.isfinite(hand).all(-1) & (hand > 0).all(-1)
+    if valid[0]:
+        return hand[0]
+    return hand[valid].mean(0) if valid.any() else None
+
+
 def _follow(fitted: dict, moved: np.ndarray, vis: np.ndarray, hw: tuple[int, int]) -> dict:
-    """Hands and faces of a frame, translated with the wrist (hands) and nose (face) they belong to."""
+    """Person 0's hands and face, translated with the wrist (hands) and nose (face) they belong to.
+
+    Extras as ``drawing.pose_extras`` gives them: ``hands`` (2P,21,2) = left hands of the P people,
+    then their right hands; ``faces`` (P,68,2); P = 1 + number of ``others``. Other people are
+    kept where the global fit put them.
+    """
     extra = {}
     scale = np.array([hw[1], hw[0]], dtype=np.float64)
     fit_xy = _pixels(fitted, hw)
     shift = (moved - fit_xy) / scale  # per body joint, normalised
-    if "faces" in fitted and fitted["faces"] is not None:
-        extra["faces"] = _move_points(fitted["faces"], shift[NOSE] if vis[NOSE] else 0.0)
-    if "hands" in fitted and fitted["hands"] is not None:
-        hands = np.asarray(fitted["hands"], dtype=np.float64)
-        out = hands.copy()
-        wrists = [w for w in (RIGHT_WRIST, LEFT_WRIST) if vis[w]]
-        for i, hand in enumerate(hands):
-            if not wrists or not (hand[0] > 0).all():
-                continue
-            nearest = min(wrists, key=lambda w: np.linalg.norm(hand[0] * scale - fit_xy[w]))
-            out[i] = _move_points(hand, shift[nearest])
-        extra["hands"] = out
+    people = 1 + len(fitted.get("others", []) if fitted.get("others") is not None else [])
+    faces = fitted.get("faces")
+    if faces is not None and len(faces) and vis[NOSE]:
+        faces = np.asarray(faces, dtype=np.float64).copy()
+        faces[0] = _move_points(faces[0], shift[NOSE])
+        extra["faces"] = faces
+    hands = fitted.get("hands")
+    wrists = [w for w in (RIGHT_WRIST, LEFT_WRIST) if vis[w]]
+    if hands is not None and len(hands) and wrists:
+        hands = np.asarray(hands, dtype=np.float64).copy()
+        for i in {0, people} & set(range(len(hands))):  # person 0's left and right hand
+            anchor = _anchor_point(hands[i])
+            if anchor is not None:
+                nearest = min(wrists, key=lambda w: np.linalg.norm(anchor * scale - fit_xy[w]))
+                hands[i] = _move_points(hands[i], shift[nearest])
+        extra["hands"] = hands
     return extra
 
 

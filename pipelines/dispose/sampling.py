@@ -24,6 +24,7 @@ import torch
 from diffusers import EulerDiscreteScheduler
 
 from ..core.errors import InputError
+from ..core.fp8 import compute_dtype
 
 VAE_SCALING = 0.18215
 
@@ -140,7 +141,7 @@ def sample(
     if frames < 2:
         raise InputError("DisPose needs the reference frame and at least one driving frame (2 frames).")
     h, w = guidance.image_latent.shape[-2:]
-    device, dtype = unet.device, unet.dtype
+    device, dtype = unet.device, compute_dtype(unet)
     tiles = tile_indices(frames, settings.tile, settings.overlap)
     if noise is None:
         noise, _ = initial_noise(frames, settings.tile, (h, w), settings.seed)

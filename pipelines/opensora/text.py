@@ -102,7 +102,10 @@ def encode_with_clip(clip, prompt: str, max_length: int = MAX_LENGTH) -> tuple[t
             "clip must be a ComfyUI CLIP object; load t5xxl_fp16.safetensors (or fp8) with the "
             "CLIPLoader node (type sd3, pixart, ltxv or mochi) and connect it."
         )
-    tokens = clip.tokenize(prompt, disable_weights=True)
+    try:
+        tokens = clip.tokenize(prompt, disable_weights=True)
+    except TypeError:  # older ComfyUI: no disable_weights; weights are dropped below anyway
+        tokens = clip.tokenize(prompt)
     if not isinstance(tokens, dict) or "t5xxl" not in tokens:
         names = list(tokens) if isinstance(tokens, dict) else type(tokens).__name__
         raise InputError(

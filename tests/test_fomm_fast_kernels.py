@@ -1,0 +1,70 @@
+"""The inference rewrites of the FOMM-family blocks (BatchNorm folding, sub-pixel up-sampling) must
+compute what the plain layer sequence computes, and their weight cache must follow the parameters."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from motionsuite.models.fomm import fast_kernels as fast
+from motionsuite.models.fomm.primitives import DownBlock2d, Hourglass, ResBlock2d, SameBlock2d, UpBlock2d
+from torch import nn
+
+
+def _randomize(module: nn.Module, seed: int) -> nn.Module:
+    """Non-trivial BatchNorm statistics and affine parameters, so folding is really exercised."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in module.state_dict().items():
+            if t.is_floating_point():
+                r = torch.rand(t.shape, generator=g)
+                t.copy_(r + 0.5 if name.endswith("running_var") else (r - 0.5) * 0.6)
+    return module.eval()
+
+
+def _both(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        fast_out = module(x)
+        with fast.reference_kernels():
+            plain = module(x)
+    return fast_out, plain
+
+
+@pytest.mark.parametrize("norm", [nn.BatchNorm2d, nn.InstanceNorm2d])
+@pytest.mark.parametrize("block", [SameBlock2d, DownBlock2d, UpBlock2d])
+def test_blocks_match_plain_layers(block, norm):
+    m = _randomize(block(6, 5, norm=norm), 0)
+    x = torch.rand(2, 6, 9, 7)
+    fast_out, plain = _both(m, x)
+    assert fast_out.shape == plain.shape
+    assert (fast_out - plain).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("norm", [nn.BatchNorm2d, nn.InstanceNorm2d])
+def test_resblock_and_hourglass_match(norm):
+    x = torch.rand(1, 4, 16, 16)
+    for m in (_randomize(ResBlock2d(4, norm=norm), 1), _randomize(Hourglass(4, 4, 3, 16, norm=norm), 2)):
+        fast_out, plain = _both(m, x)
+        assert (fast_out - plain).abs().max().item() <= 1e-5
+
+
+def test_training_and_autograd_take_the_plain_path():
+    m = _randomize(UpBlock2d(3, 2), 3)
+    x = torch.rand(1, 3, 4, 4, requires_grad=True)
+    m(x).sum().backward()  # autograd on: plain layers, gradients flow
+    assert x.grad is not None and m._folded is None
+
+
+def test_cache_follows_parameters():
+    m = _randomize(UpBlock2d(3, 2), 4)
+    x = torch.rand(1, 3, 5, 5)
+    with torch.no_grad():
+        first = m(x)
+        m.load_state_dict(_randomize(UpBlock2d(3, 2), 5).state_dict())  # new weights: cache rebuilt
+        second, plain = _both(m, x)
+        assert not torch.allclose(first, second)
+        assert (second - plain).abs().max().item() <= 1e-5
+        m.to(torch.float64)  # re-cast: the cached kernels follow
+        assert all(t.dtype == torch.float64 for t in m._folded[1])
+        out64 = m(x.double())
+    assert out64.dtype == torch.float64
+    assert (out64.float() - plain).abs().max().item() <= 1e-5
