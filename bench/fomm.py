@@ -26,6 +26,7 @@ def measure(mode: str, frames: int, batch_size: int, device: str) -> dict:
 
     _pack.ensure_package()
     import torch
+    from motionsuite.models.fomm.fast_kernels import reference_kernels
     from motionsuite.pipelines.fomm.animate import animate, animate_frame_by_frame
     from motionsuite.pipelines.fomm.model import FommModel, build_fomm
     from parity_utils import random_state_dict
@@ -43,7 +44,8 @@ def measure(mode: str, frames: int, batch_size: int, device: str) -> dict:
         if mode == "batched":
             animate(model, src, drv[:n], batch_size=batch_size, device=dev)
         else:
-            animate_frame_by_frame(model, src, drv[:n])
+            with reference_kernels():  # upstream's plain layer sequence
+                animate_frame_by_frame(model, src, drv[:n])
 
     once(min(2, frames))  # warm-up
     if dev.type == "cuda":

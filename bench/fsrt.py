@@ -32,6 +32,7 @@ pkg = _pack.ensure_package()
 config = _pack.import_pack_module("models.fsrt.config")
 fsrt = _pack.import_pack_module("pipelines.fsrt")
 anim = _pack.import_pack_module("pipelines.fsrt.animate")
+reference_kernels = _pack.import_pack_module("models.fomm.fast_kernels").reference_kernels
 
 
 def frame_by_frame(model, src: torch.Tensor, drv: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -75,7 +76,8 @@ def run_variant(args: argparse.Namespace) -> dict:
             fsrt.animate_tensors(model, src, frames, relative=True, adapt_scale=True,
                                  max_num_pixels=args.chunk, batch_size=args.frames, device=device)
         else:
-            frame_by_frame(model, src, frames, args.chunk)
+            with reference_kernels():  # upstream's plain layer sequence
+                frame_by_frame(model, src, frames, args.chunk)
         if device.type == "cuda":
             torch.cuda.synchronize()
 

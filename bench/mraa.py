@@ -28,6 +28,7 @@ pkg = _pack.ensure_package()
 models = _pack.import_pack_module("models.mraa")
 mraa = _pack.import_pack_module("pipelines.mraa")
 animate_mod = _pack.import_pack_module("pipelines.mraa.animate")
+reference_kernels = _pack.import_pack_module("models.fomm.fast_kernels").reference_kernels
 
 
 def run_one(args: argparse.Namespace) -> dict:
@@ -58,7 +59,11 @@ def run_one(args: argparse.Namespace) -> dict:
     def batched(frames: torch.Tensor) -> None:
         mraa.animate_tensors(model, src, frames, mode=args.mode, batch_size=args.batch_size)
 
-    fn = loop if args.only == "loop" else batched
+    def loop_reference(frames: torch.Tensor) -> None:
+        with reference_kernels():  # upstream's plain layer sequence
+            loop(frames)
+
+    fn = loop_reference if args.only == "loop" else batched
     with torch.no_grad():
         fn(drv[:2])  # warm-up
         sync()

@@ -54,6 +54,7 @@ def measure(mode: str, variant: str, frames: int, batch_size: int, device: str) 
 
     dev = torch.device(device)
     model = build(variant, dev)
+    from motionsuite.models.fomm.fast_kernels import reference_kernels
     from motionsuite.pipelines.partswap import SwapOptions, swap_tensors
 
     parser = model.face_parser is not None
@@ -80,7 +81,8 @@ def measure(mode: str, variant: str, frames: int, batch_size: int, device: str) 
         if mode == "batched":
             swap_tensors(model, src, drv[:n], options, batch_size=batch_size)
         else:
-            frame_by_frame(n)
+            with reference_kernels():  # upstream's plain layer sequence
+                frame_by_frame(n)
 
     once(min(2, frames))  # warm-up
     if dev.type == "cuda":

@@ -8,6 +8,7 @@ from ..pipelines.core import images, weights
 from ..pipelines.core.errors import InputError
 from ..pipelines.core.progress import Progress
 from ..pipelines.fomm.animate import CROP_MODES, AnimateOptions, animate
+from ..pipelines.fomm.batching import default_batch_size
 from ..pipelines.fomm.model import FOLDER, SPECS, FommModel, load_fomm_checkpoint
 from ..pipelines.fomm.motion import MotionOptions
 
@@ -71,7 +72,8 @@ class MotionSuite_FOMM_Animate:
                      "(face-alignment), or pad the whole frame."}),
             "paste_back": ("BOOLEAN", {"default": False, "tooltip":
                            "Paste the animated square back into the full-size source image."}),
-            "batch_size": ("INT", {"default": 8, "min": 1, "max": 256, "step": 1, "tooltip":
+            "batch_size": ("INT", {"default": default_batch_size("fomm", 8), "min": 1, "max": 256, "step": 1,
+                                   "tooltip":
                            "Driving frames per batch; halved automatically once on out-of-memory."}),
             "keep_model_loaded": ("BOOLEAN", {"default": False, "tooltip":
                                   "Keep the FOMM networks on the GPU after this run (faster re-runs, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..pipelines.core import weights
 from ..pipelines.core.errors import InputError
+from ..pipelines.fomm.batching import default_batch_size
 from ..pipelines.mraa import FITS, MODES, WEIGHTS, animate, load_model
 from ..pipelines.mraa.model import DEFAULT_FILE, FOLDER
 
@@ -112,7 +113,7 @@ class MotionSuite_MRAA_Animate:
                 "batch_size": (
                     "INT",
                     {
-                        "default": 8,
+                        "default": default_batch_size("mraa", 8),
                         "min": 1,
                         "max": 256,
                         "tooltip": "Frames per forward pass (memory vs speed).",

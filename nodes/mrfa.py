@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..pipelines.core import weights
 from ..pipelines.core.errors import InputError
+from ..pipelines.fomm.batching import default_batch_size
 from ..pipelines.mrfa import FITS, MODES, WEIGHTS, animate, load_model
 from ..pipelines.mrfa.model import FOLDER
 
@@ -119,7 +120,7 @@ class MotionSuite_MRFA_Animate:
                 "batch_size": (
                     "INT",
                     {
-                        "default": 4,
+                        "default": default_batch_size("mrfa", 4),
                         "min": 1,
                         "max": 256,
                         "tooltip": "Frames per forward pass (memory vs speed; about 0.3 GB per frame "

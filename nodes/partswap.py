@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..models.partswap.face_parser import CLASSES
 from ..pipelines.core import weights
 from ..pipelines.core.errors import InputError
+from ..pipelines.fomm.batching import default_batch_size
 from ..pipelines.partswap import (
     BLEND_SCALES,
     FITS,
@@ -162,7 +163,8 @@ class MotionSuite_PartSwap_Swap:
                 ),
                 "batch_size": (
                     "INT",
-                    {"default": 8, "min": 1, "max": 256, "tooltip": "Frames per pass (memory vs speed)."},
+                    {"default": default_batch_size("partswap", 8), "min": 1, "max": 256,
+                     "tooltip": "Frames per pass (memory vs speed)."},
                 ),
             }
         }

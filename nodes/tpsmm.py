@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..pipelines.core import weights
 from ..pipelines.core.errors import InputError
+from ..pipelines.fomm.batching import default_batch_size
 from ..pipelines.tpsmm import MODES, WEIGHTS, animate, load_model
 from ..pipelines.tpsmm.animate import FITS
 from ..pipelines.tpsmm.model import FOLDER
@@ -111,7 +112,7 @@ class MotionSuite_TPSMM_Animate:
                 "batch_size": (
                     "INT",
                     {
-                        "default": 8,
+                        "default": default_batch_size("tpsmm", 8),
                         "min": 1,
                         "max": 256,
                         "tooltip": "Frames per forward pass (memory vs speed).",

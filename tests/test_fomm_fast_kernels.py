@@ -29,11 +29,12 @@ def _both(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return fast_out, plain
 
 
+@pytest.mark.parametrize("size", [(9, 7), (32, 33)])  # both sub-pixel code paths (small / large maps)
 @pytest.mark.parametrize("norm", [nn.BatchNorm2d, nn.InstanceNorm2d])
 @pytest.mark.parametrize("block", [SameBlock2d, DownBlock2d, UpBlock2d])
-def test_blocks_match_plain_layers(block, norm):
+def test_blocks_match_plain_layers(block, norm, size):
     m = _randomize(block(6, 5, norm=norm), 0)
-    x = torch.rand(2, 6, 9, 7)
+    x = torch.rand(2, 6, *size)
     fast_out, plain = _both(m, x)
     assert fast_out.shape == plain.shape
     assert (fast_out - plain).abs().max().item() <= 1e-5
