@@ -183,8 +183,12 @@ def controlnet_residuals(
             h, res = block(hidden_states=h, temb=emb)
         residuals.extend(res)
     h = net.mid_block(h, emb, encoder_hidden_states=context)
-    down = [zero(r) * scale for zero, r in zip(net.controlnet_down_blocks, residuals, strict=True)]
-    return down, net.controlnet_mid_block(h) * scale
+    down = [zero(r) for zero, r in zip(net.controlnet_down_blocks, residuals, strict=True)]
+    mid = net.controlnet_mid_block(h)
+    if scale != 1.0:
+        for r in (*down, mid):
+            r.mul_(scale)
+    return down, mid
 
 
 @torch.no_grad()
@@ -209,13 +213,17 @@ def guided_noise(
         cond.background_features,
         settings.background_scale,
     )
-    down = [a + b for a, b in zip(down_p, down_b, strict=True)]
+    if return_residuals:  # keep the two sets apart for the caller
+        down, mid = [a + b for a, b in zip(down_p, down_b, strict=True)], mid_p + mid_b
+    else:  # sum in place: one set of residuals less in memory
+        down, mid = [a.add_(b) for a, b in zip(down_p, down_b, strict=True)], mid_p.add_(mid_b)
+        del down_b, mid_b
     eps = model.unet(
         x_in,
         t,
         encoder_hidden_states=cond.context,
         down_block_additional_residuals=down,
-        mid_block_additional_residual=mid_p + mid_b,
+        mid_block_additional_residual=mid,
     ).sample
     if cond.cfg:
         eps_u, eps_c = eps.chunk(2)
