@@ -206,17 +206,25 @@ def measure_load(root: Path, precision: str) -> dict:
 # ---------------------------------------------------------------- ours vs upstream, same weights
 
 GUIDANCE, SEED = 1.5, 42
+_LOAD_PEAK: list[float] = []  # peak RSS before the sampling reset (imports + loading)
 
 
 def _sampling_peak_reset() -> None:
     """Reset the process's RSS high-water mark (Linux), so the next peak is the sampling one."""
+    _LOAD_PEAK.append(_status_mb("VmHWM"))
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
 
 
-def _sampling_peak_mb() -> float:
+def _status_mb(field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process. Unlike ``ru_maxrss``, not inherited
+    from the parent at fork, so a worker's figures are its own."""
     with open("/proc/self/status") as f:
-        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) / 1024
+        return int(re.search(field + r":\s+(\d+)", f.read()).group(1)) / 1024
+
+
+def _sampling_peak_mb() -> float:
+    return _status_mb("VmHWM")
 
 
 def _bench_inputs(frames: int):
@@ -231,7 +239,8 @@ def _bench_inputs(frames: int):
 
 
 def _peaks(import_mb: float) -> dict:
-    return {"import_mb": import_mb, "sampling_peak_mb": _sampling_peak_mb(), "peak_mb": _rss_mb()}
+    sampling = _sampling_peak_mb()
+    return {"import_mb": import_mb, "sampling_peak_mb": sampling, "peak_mb": max(sampling, *_LOAD_PEAK)}
 
 
 def _step_stats(wall: list[float], cpu: list[float]) -> dict:
@@ -263,7 +272,7 @@ def write_shared_model(workdir: Path, width: str) -> None:
 
 def worker_ours(workdir: Path, frames: int, steps: int) -> dict:
     torch, loading, sampling = _imports()
-    import_mb = _rss_mb()
+    import_mb = _status_mb("VmRSS")
     model = loading.load_disco(workdir / "base", workdir / "ckpt" / "mp_rank_00_model_states.pt")
     reference, poses, background = _bench_inputs(frames)
     cond, uncond = sampling.encode_reference(model, reference)
@@ -296,7 +305,7 @@ def worker_upstream(workdir: Path, upstream_dir: Path, frames: int, steps: int) 
     from torch import nn
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    import_mb = _rss_mb()
+    import_mb = _status_mb("VmRSS")
     configs = json.loads((workdir / "configs.json").read_text())
     base = workdir / "upstream_base"  # upstream reads weights from the base folder, then the checkpoint
     if not (base / "unet").exists():
