@@ -234,3 +234,28 @@ def test_video_pose_images_match_upstream(model):
         np.testing.assert_array_equal(
             pose.draw_body(bodies, *ref_hw), fx["video_draw"][i], err_msg=f"frame {i}"
         )
+
+
+def test_global_retarget_fits_raw_coordinates_as_upstream():
+    """Stable keypoints below 0.3 in a driving frame still enter upstream's fit with their raw
+    coordinates. POSE_KEYPOINT keeps them (c = score), so the fit and drawings match.
+
+    Fixture ``parity_retarget.npz``: upstream ``get_video_pose`` (DisPose @ c38ab13), with a fake
+    detector returning hand-made 134-point poses (numpy seed 11) for a 96x128 reference and three
+    120x160 driving frames; some stable driving keypoints score 0.05-0.29.
+    """
+    fx = np.load(FIXTURES / "parity_retarget.npz")
+    (h, w), (fh, fw) = fx["ref_hw"].tolist(), fx["frame_hw"].tolist()
+
+    def frame(kp, sc, fh, fw):
+        return dwpose.WholeBody(kp[None] * [fw, fh], sc[None], fh, fw).to_pose_keypoint()
+
+    reference, _, _ = pose.bodies_from_pose_keypoint(frame(fx["ref_kp"], fx["ref_sc"], h, w))
+    frames = [
+        pose.bodies_from_pose_keypoint(frame(k, s, fh, fw))[0] for k, s in zip(fx["drv_kp"], fx["drv_sc"])
+    ]
+    assert any((f["subset"][0][pose.RETARGET_IDS] < 0).any() for f in frames)
+    moved = pose.retarget(reference, frames, [1] * len(frames), (fh, fw), (h, w), "global")
+    for i, bodies in enumerate(moved):
+        np.testing.assert_array_equal(pose.draw_body(bodies, h, w), fx["video_draw"][i], err_msg=f"frame {i}")
+    assert fx["video_draw"].any()

@@ -44,9 +44,18 @@ def bodies_from_pose_keypoint(frame: Mapping) -> tuple[Bodies | None, int, tuple
             raise InputError("POSE_KEYPOINT in pixels needs canvas_width/canvas_height.")
         xy /= [w, h]
     visible = score > SCORE_THRESHOLD
+    # The global fit uses every given coordinate, visible or not, as upstream does; (0,0,0) is
+    # comfyui_controlnet_aux's "missing" and is left out of the fit (NaN).
+    raw = np.where(((kp == 0).all(1))[:, None], np.nan, xy)
     xy[~visible] = -1.0
     subset = np.where(visible, np.arange(18.0), -1.0)[None]
-    bodies = {"candidate": xy, "subset": subset, "score": score[None], **pose_extras(frame)}
+    bodies = {
+        "candidate": xy,
+        "subset": subset,
+        "score": score[None],
+        "raw_candidate": raw,
+        **pose_extras(frame),
+    }
     return bodies, len(people), (h, w)
 
 
@@ -68,12 +77,15 @@ def retarget(
             "no driving frame shows exactly one person, so the poses cannot be fitted to the reference. "
             "Use a clip with one dancer or set retarget to 'none'."
         )
-    det = np.stack([b["candidate"][ids] for b in single])
+    det = np.stack([b.get("raw_candidate", b["candidate"])[ids] for b in single])
     ref = np.tile(reference["candidate"][ids], (len(single), 1, 1))
-    ay, by = np.polyfit(det[..., 1].ravel(), ref[..., 1].ravel(), 1)
+    given = np.isfinite(det).all(-1)
+    if given.sum() < 2:
+        raise InputError("the driving frames have too few stable body keypoints to fit to the reference.")
+    ay, by = np.polyfit(det[..., 1][given], ref[..., 1][given], 1)
     (fh, fw), (rh, rw) = frame_hw, ref_hw
     ax = ay / ((fh / fw) / rh * rw)
-    bx = np.mean(ref[..., 0] - det[..., 0] * ax)
+    bx = np.mean(ref[..., 0][given] - det[..., 0][given] * ax)
     out = []
     for b in frames:
         moved = dict(b)
