@@ -69,3 +69,20 @@ def test_cache_follows_parameters():
         out64 = m(x.double())
     assert out64.dtype == torch.float64
     assert (out64.float() - plain).abs().max().item() <= 1e-5
+
+
+def test_inference_mode_models_as_comfyui_builds_them():
+    """ComfyUI runs every node under ``torch.inference_mode``, so the loader's parameters are
+    inference tensors (no version counter); the cache must still work and still follow reloads."""
+    x = torch.rand(1, 3, 5, 5)
+    with torch.inference_mode():
+        m = _randomize(UpBlock2d(3, 2), 6)
+        assert m.conv.weight.is_inference()
+        first = m(x)
+        assert torch.equal(first, m(x))  # second call from the cache
+        m.load_state_dict(_randomize(UpBlock2d(3, 2), 7).state_dict())
+        second = m(x)
+        with fast.reference_kernels():
+            plain = m(x)
+    assert not torch.allclose(first, second)
+    assert (second - plain).abs().max().item() <= 1e-5

@@ -91,6 +91,7 @@ def run_api_workflow(api: dict[str, dict], stand_ins: StandIns) -> dict[str, tup
         results[node_id] = tuple(out)
         return results[node_id]
 
-    for node_id in api:
-        evaluate(node_id)
+    with torch.inference_mode():  # as ComfyUI's executor runs every prompt
+        for node_id in api:
+            evaluate(node_id)
     return results

@@ -37,6 +37,12 @@ def _plain_cross_attention(attn: Attention) -> bool:
     )
 
 
+def _version(t: torch.Tensor) -> int:
+    """In-place change counter; inference tensors (ComfyUI runs nodes under ``inference_mode``) have
+    none, and the conditioning tokens are never changed in place, so identity alone keys them."""
+    return -1 if t.is_inference() else t._version
+
+
 class SharedContextCrossAttention:
     """Attention processor: keys/values of the context computed once per token set and reused."""
 
@@ -51,14 +57,14 @@ class SharedContextCrossAttention:
 
     def key_value(self, attn: Attention, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(G, heads, tokens, head_dim)`` keys and values, cached for this context tensor."""
-        if self._context is context and self._version == context._version and self._key_value:
+        if self._context is context and self._version == _version(context) and self._key_value:
             return self._key_value
         groups, tokens, _ = context.shape
         key, value = attn.to_k(context), attn.to_v(context)
         head_dim = key.shape[-1] // attn.heads
         key = key.view(groups, tokens, attn.heads, head_dim).transpose(1, 2)
         value = value.view(groups, tokens, attn.heads, head_dim).transpose(1, 2)
-        self._context, self._version, self._key_value = context, context._version, (key, value)
+        self._context, self._version, self._key_value = context, _version(context), (key, value)
         return key, value
 
     def __call__(

@@ -45,8 +45,14 @@ def active(module: nn.Module) -> bool:
     return _enabled and not module.training and not torch.is_grad_enabled()
 
 
+def _version(t: torch.Tensor) -> int:
+    # Inference tensors (parameters made under ComfyUI's ``torch.inference_mode``) have no version
+    # counter; their reloads are caught by ``_load_from_state_dict`` below instead.
+    return -1 if t.is_inference() else t._version
+
+
 def _key(*tensors: torch.Tensor | None) -> tuple:
-    return tuple((t.data_ptr(), t._version, t.dtype, t.device) if t is not None else None for t in tensors)
+    return tuple((t.data_ptr(), _version(t), t.dtype, t.device) if t is not None else None for t in tensors)
 
 
 class CachedFolding(nn.Module):
@@ -67,6 +73,10 @@ class CachedFolding(nn.Module):
         if self._folded is not None:
             self._folded = (_key(*self.fold_sources()), tuple(fn(t) for t in self._folded[1]))
         return out
+
+    def _load_from_state_dict(self, *args, **kwargs):  # type: ignore[override]
+        self._folded = None  # new weights: fold again on the next call
+        return super()._load_from_state_dict(*args, **kwargs)
 
     def cached(self, build) -> tuple:
         """``build()`` once per version of :meth:`fold_sources` (rebuilt after ``load_state_dict``)."""
