@@ -310,6 +310,28 @@ class OpenSoraTextEncoder:
         return _text_outputs(y, mask, prompts)
 
 
+# Shared by the v1.2 and the legacy Encoder nodes (same meaning, same widget order).
+ENCODE_OPTIONS = {
+    "fit": (
+        ["crop", "pad", "stretch"],
+        {"default": "crop", "tooltip": "How images of another aspect ratio are fitted."},
+    ),
+    "deterministic": (
+        "BOOLEAN",
+        {"default": True, "tooltip": "Posterior mean instead of a sample (upstream samples)."},
+    ),
+    "seed": (
+        "INT",
+        {
+            "default": 0,
+            "min": 0,
+            "max": 0xFFFFFFFFFFFFFFFF,
+            "tooltip": "Seed of the posterior sample when not deterministic.",
+        },
+    ),
+}
+
+
 class OpenSoraEncoder:
     """IMAGE frames → Open-Sora latents (references for image/video conditioning)."""
 
@@ -327,23 +349,7 @@ class OpenSoraEncoder:
                         "'extend'). Off: each image is its own reference (first/last/keyframes).",
                     },
                 ),
-                "fit": (
-                    ["crop", "pad", "stretch"],
-                    {"default": "crop", "tooltip": "How images of another aspect ratio are fitted."},
-                ),
-                "deterministic": (
-                    "BOOLEAN",
-                    {"default": True, "tooltip": "Posterior mean instead of a sample (upstream samples)."},
-                ),
-                "seed": (
-                    "INT",
-                    {
-                        "default": 0,
-                        "min": 0,
-                        "max": 0xFFFFFFFFFFFFFFFF,
-                        "tooltip": "Seed of the posterior sample when not deterministic.",
-                    },
-                ),
+                **ENCODE_OPTIONS,
             },
             "optional": {
                 "more_images": (

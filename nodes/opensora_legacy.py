@@ -16,6 +16,7 @@ from ..pipelines.core.device import DTYPE_CHOICES, get_torch_device, resolve_dty
 from ..pipelines.core.errors import InputError, MissingWeightsError
 from ..pipelines.opensora import aspect
 from ..pipelines.opensora_legacy import generate, versions
+from .opensora import ENCODE_OPTIONS
 
 log = logging.getLogger("MotionSuite")
 
@@ -247,23 +248,7 @@ class OpenSoraLegacyEncoder:
             "required": {
                 "model": (MODEL_TYPE, {"tooltip": "From the legacy loader (size and VAE)."}),
                 "images": ("IMAGE", {"tooltip": "Image(s) or video frames; resized to the model size."}),
-                "fit": (
-                    ["crop", "pad", "stretch"],
-                    {"default": "crop", "tooltip": "How images of another aspect ratio are fitted."},
-                ),
-                "deterministic": (
-                    "BOOLEAN",
-                    {"default": True, "tooltip": "Posterior mean instead of a sample (upstream samples)."},
-                ),
-                "seed": (
-                    "INT",
-                    {
-                        "default": 0,
-                        "min": 0,
-                        "max": 0xFFFFFFFFFFFFFFFF,
-                        "tooltip": "Seed of the posterior sample when not deterministic.",
-                    },
-                ),
+                **ENCODE_OPTIONS,
             }
         }
 
