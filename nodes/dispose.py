@@ -1,8 +1,8 @@
 """ComfyUI nodes for DisPose (reference image + driving poses -> pose-guided video, SVD-based).
 
 Loader -> Motion Encoder (reference + POSE_KEYPOINT -> MS_DISPOSE_COND, cached) -> Sampler (LATENT)
--> Decoder (IMAGE). Poses come from comfyui_controlnet_aux's DWPose node (POSE_KEYPOINT), run once on
-the reference image and once on the driving video.
+-> Decoder (IMAGE). Poses (POSE_KEYPOINT) come from the pack's DWPose node (nodes/dispose_pose.py) or
+from comfyui_controlnet_aux's, run once on the reference image and once on the driving video.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from ..pipelines.core.errors import InputError, MissingWeightsError
 from ..pipelines.opensora import aspect
 from ..pipelines.opensora_legacy import generate, versions
 from .opensora import ENCODE_OPTIONS
+from .opensora import _conditioning as opensora_conditioning
 
 log = logging.getLogger("MotionSuite")
 
@@ -84,25 +85,14 @@ def _find(name: str, folders: tuple[str, ...], source: str) -> Path:
 
 
 def _conditioning(cond, what: str):
-    if cond is None:
-        return None
-    try:
-        y, extra = cond[0][0], cond[0][1]
-    except (TypeError, IndexError, KeyError) as exc:
-        raise InputError(f"{what} must be CONDITIONING from the Open-Sora text encoder.") from exc
-    if extra.get("opensora_null"):
-        return None
-    mask = extra.get("attention_mask")
-    if mask is None:
-        raise InputError(
-            f"{what} has no T5 attention mask; encode the prompt with the Open-Sora text encoder."
-        )
-    if "score:" in str(extra.get("opensora_prompt", "")):
+    """The v1.2 text encoder's CONDITIONING (shared reader), with a warning for v1.2-only suffixes."""
+    tensors = opensora_conditioning(cond, what)
+    if tensors is not None and "score:" in str(cond[0][1].get("opensora_prompt", "")):
         log.warning(
             "Open-Sora legacy: the prompt carries v1.2 score suffixes ('aesthetic score: …'); v1.0/v1.1 and "
             "PixArt were not trained with them. Set aesthetic/motion score to 0 on the text encoder."
         )
-    return y, mask
+    return tensors
 
 
 class OpenSoraLegacyLoader:
