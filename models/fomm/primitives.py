@@ -127,7 +127,8 @@ class UpBlock2d(SameBlock2d):
 class ResBlock2d(fast.CachedFolding):
     """Pre-activation residual block: norm -> ReLU -> conv -> norm -> ReLU -> conv, plus the input.
 
-    At inference an eval ``norm2`` is folded into ``conv1``.
+    At inference an eval ``norm2`` is folded into ``conv1``, and wide 3x3 convs run as Winograd
+    F(4x4, 3x3) on the CPU where that is faster (:mod:`winograd`).
     """
 
     def __init__(self, features: int, kernel_size: int = 3, padding: int = 1,
@@ -138,14 +139,29 @@ class ResBlock2d(fast.CachedFolding):
         self.norm1 = norm(features, affine=True)
         self.norm2 = norm(features, affine=True)
 
+    cpu_only = (2, 5)  # the Winograd transforms in :meth:`_kernels`
+
     def fold_sources(self) -> tuple[torch.Tensor | None, ...]:
-        return self.conv1.weight, self.conv1.bias, *fast.norm_tensors(self.norm2)
+        return (self.conv1.weight, self.conv1.bias, self.conv2.weight, self.conv2.bias,
+                *fast.norm_tensors(self.norm2))
+
+    def _kernels(self) -> tuple[torch.Tensor | None, ...]:
+        """(w1, b1, u1, w2, b2, u2): conv weights (``norm2`` folded into conv1 when it is an eval
+        BatchNorm) and their Winograd transforms (None where Winograd does not apply)."""
+        def build() -> tuple[torch.Tensor | None, ...]:
+            w1, b1 = fast.fold(self.conv1, self.norm2 if fast.foldable(self.norm2) else None)
+            w2, b2 = fast.fold(self.conv2, None)
+            u1, u2 = fast.winograd_weight(self.conv1, w1), fast.winograd_weight(self.conv2, w2)
+            return w1, b1, u1, w2, b2, u2
+
+        return self.cached(build)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if fast.active(self) and fast.foldable(self.norm2):
-            w, b = self.cached(lambda: fast.fold(self.conv1, self.norm2))
-            out = F.relu_(F.conv2d(F.relu(self.norm1(x)), w, b, padding=self.conv1.padding))
-            return self.conv2(out).add_(x)
+        if fast.active(self):
+            w1, b1, u1, w2, b2, u2 = self._kernels()
+            out = fast.conv(F.relu(self.norm1(x)), self.conv1, w1, b1, u1)
+            out = F.relu_(out) if fast.foldable(self.norm2) else F.relu(self.norm2(out))
+            return fast.conv(out, self.conv2, w2, b2, u2).add_(x)
         out = self.conv1(F.relu(self.norm1(x)))
         out = self.conv2(F.relu(self.norm2(out)))
         return out + x

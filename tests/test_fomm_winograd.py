@@ -1,0 +1,85 @@
+"""Winograd F(4x4, 3x3) (``models/fomm/winograd.py``): the same convolution as ``F.conv2d`` within
+float32 rounding, used by the residual blocks on the CPU only where it applies, and its cached
+transforms never follow a model off the CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from motionsuite.models.fomm import fast_kernels as fast
+from motionsuite.models.fomm import winograd
+from motionsuite.models.fomm.primitives import ResBlock2d
+from torch import nn
+
+
+def test_matrices_compute_a_correlation_exactly():
+    bt, g, at = winograd.matrices()
+    gen = torch.Generator().manual_seed(0)
+    d = torch.randn(100, 6, dtype=torch.float64, generator=gen)
+    k = torch.randn(100, 3, dtype=torch.float64, generator=gen)
+    y = ((k @ g.T) * (d @ bt.T)) @ at.T  # A^T [(G g) . (B^T d)] for 100 pairs
+    ref = torch.stack([(d[:, i : i + 3] * k).sum(1) for i in range(4)], 1)
+    assert (y - ref).abs().max().item() < 1e-12
+
+
+@pytest.mark.parametrize("shape", [(1, 128, 128, 16, 16), (2, 130, 129, 18, 23), (3, 256, 128, 21, 16)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv3x3_matches_direct_convolution(shape, bias):
+    n, c, o, h, w = shape
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(n, c, h, w, generator=gen)
+    weight = torch.randn(o, c, 3, 3, generator=gen) / (3 * c**0.5)  # unit-scale outputs
+    b = torch.randn(o, generator=gen) if bias else None
+    out = winograd.conv3x3(x, winograd.transform_weight(weight), b)
+    ref = F.conv2d(x.double(), weight.double(), None if b is None else b.double(), padding=1)
+    assert out.shape == ref.shape and out.is_contiguous() and out.dtype == torch.float32
+    assert (out - ref).abs().max().item() < 1e-4
+    assert (out - ref).abs().mean().item() < 1e-5
+
+
+def test_applies_only_where_it_pays():
+    assert winograd.applies(torch.empty(1, 256, 64, 64))
+    assert not winograd.applies(torch.empty(2, 256, 128, 128))  # transforms outweigh the savings
+    assert not winograd.applies(torch.empty(1, 256, 8, 8))  # tiles mostly padding
+    assert not winograd.applies(torch.empty(1, 256, 64, 64, dtype=torch.float64))
+    assert winograd.eligible_weight(torch.empty(128, 256, 3, 3))
+    assert not winograd.eligible_weight(torch.empty(64, 256, 3, 3))
+    assert not winograd.eligible_weight(torch.empty(256, 256, 1, 1))
+
+
+def _resblock(norm: type[nn.Module]) -> ResBlock2d:
+    m = ResBlock2d(128, norm=norm)
+    gen = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for name, t in m.state_dict().items():
+            if t.is_floating_point():
+                r = torch.rand(t.shape, generator=gen)
+                t.copy_(r + 0.5 if name.endswith("running_var") else (r - 0.5) * 0.2)
+    return m.eval()
+
+
+@pytest.mark.parametrize("norm", [nn.BatchNorm2d, nn.InstanceNorm2d])
+def test_resblock_takes_winograd_and_matches_plain_layers(norm, monkeypatch):
+    m = _resblock(norm)
+    x = torch.rand(1, 128, 32, 32)
+    calls = []
+    real = winograd.conv3x3
+    monkeypatch.setattr(winograd, "conv3x3", lambda *a: calls.append(1) or real(*a))
+    with torch.no_grad():
+        fast_out = m(x)
+        with fast.reference_kernels():
+            plain = m(x)
+    assert len(calls) == 2  # both convs of the block
+    assert (fast_out - plain).abs().max().item() < 1e-4
+
+
+def test_transforms_do_not_follow_the_model_off_the_cpu():
+    m = _resblock(nn.BatchNorm2d)
+    with torch.no_grad():
+        m(torch.rand(1, 128, 16, 16))
+    assert m._folded is not None and m._folded[1][2] is not None
+    m.to(torch.float64)  # stays on the CPU: the cache follows
+    assert m._folded is not None and m._folded[1][2].dtype == torch.float64
+    m.to("meta")  # any non-CPU device: the 4x-sized transforms are dropped, rebuilt on next use
+    assert m._folded is None
