@@ -48,8 +48,16 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=True)
 
 
-def lookup_correlation(corr: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-    """Sample a (N, 1, hs, ws) correlation stack (N = B*h*w queries) in a (2r+1)^2 window per level.
+def correlation_pyramid(corr: torch.Tensor) -> list[torch.Tensor]:
+    """(N, 1, hs, ws) correlation stack and its 2x average-pooled coarser levels (RAFT's pyramid)."""
+    levels = [corr]
+    for _ in range(1, CORR_LEVELS):
+        levels.append(F.avg_pool2d(levels[-1], 2, stride=2))
+    return levels
+
+
+def lookup_correlation(pyramid: list[torch.Tensor], coords: torch.Tensor) -> torch.Tensor:
+    """Sample a :func:`correlation_pyramid` (N = B*h*w queries) in a (2r+1)^2 window per level.
 
     coords: (B, 2, h, w) source-pixel positions. Returns (B, levels*(2r+1)^2, h, w). The window
     offsets are added as (row offset -> x, column offset -> y), the order the weights were trained with.
@@ -62,9 +70,7 @@ def lookup_correlation(corr: torch.Tensor, coords: torch.Tensor) -> torch.Tensor
     )
     centres = coords.permute(0, 2, 3, 1).reshape(b * h * w, 1, 1, 2)
     outs = []
-    for level in range(CORR_LEVELS):
-        if level > 0:
-            corr = F.avg_pool2d(corr, 2, stride=2)
+    for level, corr in enumerate(pyramid):
         sampled = sample_pixels(corr, centres / 2**level + delta[None])
         outs.append(sampled.view(b, h, w, -1))
     return torch.cat(outs, dim=-1).permute(0, 3, 1, 2)
@@ -176,20 +182,30 @@ class RefinementDecoder(nn.Module):
         warped, occlusions, coarse = [], [], []
         d_flow_acc = d_occ_acc = None
         grid = flow  # set per level below
+        full: list[torch.Tensor] | None = None  # the driving-resolution stack: same for levels >= basic
+        # driving side average-pooled by 2, 4, 8, ... (each from the previous: one pass over corr)
+        driving_pooled = [corr.reshape(b * n_src, 1, h, h)]
+        for _ in range(self.basic_level):
+            driving_pooled.append(F.avg_pool2d(driving_pooled[-1], 2))
         for i in range(self.levels):
             res = self.first * 2**i
             grid = pixel_grid(b, res, res, flow)
-            if i <= self.basic_level:
+            if i < self.basic_level:
                 # driving side pooled to this level; source side stays at h (looked up in its pixels)
                 factor = 2 ** (self.basic_level - i)
-                pooled = F.avg_pool2d(corr.reshape(b * n_src, 1, h, h), factor) if factor > 1 else corr
+                pooled = driving_pooled[self.basic_level - i]
                 pooled = pooled.reshape(b, n_src, res * res).transpose(1, 2).reshape(b * res * res, 1, h, h)
-                looked = lookup_correlation(pooled, (flow + grid) * factor)
+                looked = lookup_correlation(correlation_pyramid(pooled), (flow + grid) * factor)
             else:
-                # finer than h: look up at h with the flow brought down, then upsample the features
-                flow_h = resize(flow, h) * 0.5 ** (i - self.basic_level)
-                stack = corr.reshape(b, n_src, h * h).transpose(1, 2).reshape(b * h * h, 1, h, h)
-                looked = resize(lookup_correlation(stack, flow_h + pixel_grid(b, h, h, flow)), res)
+                if full is None:  # built once per batch (upstream rebuilds it at every level)
+                    stack = corr.reshape(b, n_src, h * h).transpose(1, 2).reshape(b * h * h, 1, h, h)
+                    full = correlation_pyramid(stack)
+                if i == self.basic_level:
+                    looked = lookup_correlation(full, flow + grid)
+                else:
+                    # finer than h: look up at h with the flow brought down, then upsample the features
+                    flow_h = resize(flow, h) * 0.5 ** (i - self.basic_level)
+                    looked = resize(lookup_correlation(full, flow_h + pixel_grid(b, h, h, flow)), res)
             motion_feat = self.corr_enc(flow, looked)
             context = F.relu(self.to_context[i](sample_pixels(feats[i], (flow + grid).permute(0, 2, 3, 1))))
             d_flow, d_occ = self.refine(motion_feat, context)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from ..core.device import get_torch_device
 
-#: frames per pass on the CPU (the fastest setting measured at 256x256, fp32)
-#: (MRFA keeps 4: its transformer and correlation parts do gain from batching, 1.14x at batch 2 vs
-#: 0.89x at batch 1 against upstream in one measurement)
-CPU_BATCH: dict[str, int] = {"fomm": 1, "tpsmm": 1, "mraa": 1, "mrfa": 4, "fsrt": 1, "partswap": 1}
+#: frames per pass on the CPU (the fastest setting measured at 256x256, fp32, on an idle 2-core CPU;
+#: MRFA too: 2.45 s/frame at batch 1 against 3.21 s/frame at batch 2, its 256x256 activations
+#: already outgrow the caches for one frame)
+CPU_BATCH: dict[str, int] = {"fomm": 1, "tpsmm": 1, "mraa": 1, "mrfa": 1, "fsrt": 1, "partswap": 1}
 
 
 def cpu_batch_size(family: str) -> int:
