@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import winograd
+from ..common import winograd
 
 _enabled = True
 
@@ -163,14 +163,9 @@ def upsample_conv(x: torch.Tensor, kernels: torch.Tensor, bias: torch.Tensor) ->
     return out.view(n, o, 2 * h, 2 * w)
 
 
-def _plain_3x3(conv: nn.Conv2d) -> bool:
-    return (conv.kernel_size == (3, 3) and conv.stride == (1, 1) and conv.padding == (1, 1)
-            and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros")
-
-
 def winograd_weight(conv: nn.Conv2d, weight: torch.Tensor) -> torch.Tensor | None:
     """Winograd-transformed ``weight`` of ``conv`` when ``conv`` may run as :func:`winograd.conv3x3`."""
-    if _plain_3x3(conv) and winograd.eligible_weight(weight) and weight.device.type == "cpu":
+    if winograd.plain_3x3(conv) and winograd.eligible_weight(weight) and weight.device.type == "cpu":
         return winograd.transform_weight(weight)
     return None
 
@@ -178,6 +173,7 @@ def winograd_weight(conv: nn.Conv2d, weight: torch.Tensor) -> torch.Tensor | Non
 def conv(x: torch.Tensor, layer: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor,
          u: torch.Tensor | None) -> torch.Tensor:
     """``layer``'s convolution with (possibly folded) ``weight``/``bias``; Winograd where it pays."""
-    if u is not None and u.device == x.device and u.dtype == x.dtype and winograd.applies(x):
+    if (u is not None and u.device == x.device and u.dtype == x.dtype
+            and winograd.applies(x, min(u.shape[1], u.shape[2]))):
         return winograd.conv3x3(x, u, bias)
     return F.conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation, layer.groups)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from motionsuite.models.common import winograd
 from motionsuite.models.fomm import fast_kernels as fast
-from motionsuite.models.fomm import winograd
 from motionsuite.models.fomm.primitives import ResBlock2d
 from torch import nn
 
@@ -23,7 +23,9 @@ def test_matrices_compute_a_correlation_exactly():
     assert (y - ref).abs().max().item() < 1e-12
 
 
-@pytest.mark.parametrize("shape", [(1, 128, 128, 16, 16), (2, 130, 129, 18, 23), (3, 256, 128, 21, 16)])
+@pytest.mark.parametrize(
+    "shape", [(1, 128, 128, 16, 16), (2, 130, 129, 18, 23), (3, 256, 128, 21, 16), (40, 128, 128, 4, 4)]
+)
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv3x3_matches_direct_convolution(shape, bias):
     n, c, o, h, w = shape
@@ -40,8 +42,11 @@ def test_conv3x3_matches_direct_convolution(shape, bias):
 
 def test_applies_only_where_it_pays():
     assert winograd.applies(torch.empty(1, 256, 64, 64))
-    assert not winograd.applies(torch.empty(2, 256, 128, 128))  # transforms outweigh the savings
-    assert not winograd.applies(torch.empty(1, 256, 8, 8))  # tiles mostly padding
+    assert winograd.applies(torch.empty(32, 256, 32, 32))  # batches run a few maps at a time
+    assert not winograd.applies(torch.empty(1, 256, 256, 256))  # transforms outweigh the savings
+    assert not winograd.applies(torch.empty(1, 256, 8, 8))  # measured break-even below 1024 channels
+    assert winograd.applies(torch.empty(1, 1024, 8, 8), channels=1024)
+    assert winograd.applies(torch.empty(16, 256, 4, 4))  # a single tile per map
     assert not winograd.applies(torch.empty(1, 256, 64, 64, dtype=torch.float64))
     assert winograd.eligible_weight(torch.empty(128, 256, 3, 3))
     assert not winograd.eligible_weight(torch.empty(64, 256, 3, 3))
@@ -83,3 +88,4 @@ def test_transforms_do_not_follow_the_model_off_the_cpu():
     assert m._folded is not None and m._folded[1][2].dtype == torch.float64
     m.to("meta")  # any non-CPU device: the 4x-sized transforms are dropped, rebuilt on next use
     assert m._folded is None
+

@@ -1,8 +1,8 @@
-"""Winograd F(4x4, 3x3) convolution for the wide 3x3 layers of the FOMM family on the CPU.
+"""Winograd F(4x4, 3x3) convolution for wide 3x3 layers on the CPU (the FOMM family's residual blocks).
 
-Why: after the exact rewrites of :mod:`fast_kernels`, most of a FOMM/MRAA/TPSMM/Part Swap frame is
-3x3 convolutions with 256-512 channels at 32-128 px, which oneDNN already runs near the CPU's
-peak. Winograd's minimal filtering computes each 4x4 output tile from a 6x6 input tile with 36
+Why: most of a FOMM/MRAA/TPSMM/Part Swap frame is 3x3 convolutions with 128-512 channels at
+16-128 px, which oneDNN already runs near the CPU's peak.
+Winograd's minimal filtering computes each 4x4 output tile from a 6x6 input tile with 36
 multiplications per channel pair instead of 144 (4x fewer), as cuDNN does on GPUs:
 
     Y = A^T [ (G g G^T) (.) (B^T d B) ] A
@@ -16,9 +16,15 @@ The matrices come from the Toom-Cook construction on the interpolation points
 (measured: max |error| 2.8e-5 against 5.4e-5 at unit-scale activations with 256 channels; direct
 convolution 2e-6), which keeps the FOMM-family outputs within the 1e-4 parity budget.
 
-Where it pays is measured, not assumed (2-core AVX-512 CPU, fp32): 1.5-1.8x for 128-1024 channels
-on maps of 16-64 px and one or a few images, about break-even from 128x128 px up and for large
-batches of small maps, which :func:`applies` leaves to oneDNN.
+Where it pays is measured, not assumed (2-core AVX-512 CPU, fp32): 1.3-1.8x for 128-1280 channels
+on maps of 16-64 px (one image, or a batch taken :data:`CHUNK_PIXELS` at a time so the transformed
+tiles stay in cache), 1.7-2.4x on 4x4 maps; about break-even on 8x8 maps below 1024 channels and on
+single maps from 128x128 px up, which :func:`applies` leaves to oneDNN.
+
+The transformed filters take 4x the memory of the weights, so this is for networks of tens of MB
+(the FOMM family), not for multi-GB diffusion UNets; on DisCo's quarter-width UNet at batch 32 it
+was also slower than oneDNN (the tile transforms of a large batch of small maps cost more than the
+multiplications saved), so DisCo does not use it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import functools
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 TILE = 4  # output tile (m)
 TAPS = 3  # filter size (r)
@@ -34,8 +41,10 @@ SPAN = TILE + TAPS - 1  # input tile (m + r - 1 = 6)
 POINTS = (0.0, 1.0, -1.0, 0.5, -2.0)  # finite interpolation points; the sixth is infinity
 
 MIN_CHANNELS = 128
-MIN_SIZE = 16
-MAX_PIXELS = 128 * 128  # batch x height x width beyond which the transforms cost more than they save
+MIN_SIZE = 16  # smaller maps only when they are one tile (<= 4x4) or very wide (WIDE_CHANNELS)
+WIDE_CHANNELS = 1024
+MAX_PIXELS = 128 * 128  # height x width of one map beyond which the transforms cost more than they save
+CHUNK_PIXELS = 2048  # images per call so that batch x height x width stays about this size
 
 
 @functools.lru_cache(maxsize=1)
@@ -94,24 +103,48 @@ def eligible_weight(weight: torch.Tensor) -> bool:
     return (kh, kw) == (TAPS, TAPS) and min(o, c) >= MIN_CHANNELS
 
 
-def applies(x: torch.Tensor) -> bool:
-    """Whether :func:`conv3x3` is the faster choice for this input (CPU float32, see module doc)."""
-    n, _, h, w = x.shape
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and min(h, w) >= MIN_SIZE
-            and n * h * w <= MAX_PIXELS)
+def applies(x: torch.Tensor, channels: int = MIN_CHANNELS) -> bool:
+    """Whether :func:`conv3x3` is the faster choice for this input (CPU float32, see module doc).
+
+    ``channels``: the smaller of the layer's input and output widths.
+    """
+    _, _, h, w = x.shape
+    small_ok = max(h, w) <= TILE or channels >= WIDE_CHANNELS
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and h * w <= MAX_PIXELS
+            and (min(h, w) >= MIN_SIZE or small_ok))
 
 
 def conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``conv2d(x, w, bias, padding=1)`` from ``u = transform_weight(w)``; (N, C, H, W) -> (N, O, H, W)."""
+    """``conv2d(x, w, bias, padding=1)`` from ``u = transform_weight(w)``; (N, C, H, W) -> (N, O, H, W).
+
+    A batch runs :data:`CHUNK_PIXELS` at a time (the tile buffers of a whole batch outgrow the caches).
+    """
+    n, _, h, w = x.shape
+    per = max(1, CHUNK_PIXELS // (h * w))
+    if n <= per:
+        return _conv3x3(x, u, bias)
+    out = x.new_empty(n, u.shape[1], h, w)
+    for i in range(0, n, per):
+        out[i : i + per] = _conv3x3(x[i : i + per], u, bias)
+    return out
+
+
+def _conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     n, c, h, w = x.shape
     o = u.shape[1]
     th, tw = -(-h // TILE), -(-w // TILE)
     kb, ka = _tile_transforms(x.device, x.dtype)
     # zero padding: 1 px for the convolution, plus up to 3 px so the tiles cover the map
     xp = F.pad(x, (1, TILE * tw + 1 - w, 1, TILE * th + 1 - h))
-    tiles = xp.unfold(2, SPAN, TILE).unfold(3, SPAN, TILE)  # (n, c, th, tw, 6, 6), a view
-    d = tiles.permute(4, 5, 1, 0, 2, 3).reshape(SPAN * SPAN, c * n * th * tw)
-    v = (kb @ d).view(SPAN * SPAN, c, n * th * tw)  # B^T d B for every tile, channel-major
+    if n == 1:
+        # B^T d B for every tile as a stride-4 conv with 36 outputs per channel (one pass over x);
+        # the (c, 36, tiles) result is read by the matmuls below in place (leading dimension 36*tiles)
+        v = F.conv2d(xp.view(c, 1, *xp.shape[2:]), kb.view(SPAN * SPAN, 1, SPAN, SPAN), stride=TILE)
+        v = v.view(c, SPAN * SPAN, th * tw).transpose(0, 1)
+    else:  # a few small maps: gather the tiles (channel-major for all images), then transform
+        tiles = xp.unfold(2, SPAN, TILE).unfold(3, SPAN, TILE)  # (n, c, th, tw, 6, 6), a view
+        d = tiles.permute(4, 5, 1, 0, 2, 3).reshape(SPAN * SPAN, c * n * th * tw)
+        v = (kb @ d).view(SPAN * SPAN, c, n * th * tw)
     m = torch.bmm(u, v).view(SPAN * SPAN, o * n * th * tw)  # sum over input channels
     y = (ka @ m).view(TILE, TILE, o, n, th, tw)  # A^T m A: the 4x4 output tiles
     out = x.new_empty(n, o, th * TILE, tw * TILE)
@@ -123,3 +156,9 @@ def conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None) -> torc
     if th * TILE != h or tw * TILE != w:
         out = out[:, :, :h, :w].contiguous()
     return out
+
+
+def plain_3x3(conv: nn.Conv2d) -> bool:
+    """A 3x3, stride-1, 'same'-padded (zeros), dense convolution: the layers Winograd computes."""
+    return (conv.kernel_size == (TAPS, TAPS) and conv.stride == (1, 1) and conv.padding == (1, 1)
+            and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros")

@@ -1,0 +1,1 @@
+"""Network pieces shared by several families (not tied to one paper)."""
