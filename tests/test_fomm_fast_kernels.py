@@ -86,3 +86,18 @@ def test_inference_mode_models_as_comfyui_builds_them():
             plain = m(x)
     assert not torch.allclose(first, second)
     assert (second - plain).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize(("channels", "scale", "size"), [(3, 0.25, 64), (1, 0.125, 77), (3, 0.5, 31)])
+def test_antialias_downscale_strided_separable_matches_plain(channels, scale, size):
+    from motionsuite.models.fomm.primitives import AntiAliasInterpolation2d
+
+    m = AntiAliasInterpolation2d(channels, scale).eval()
+    x = torch.rand(2, channels, size, size)
+    fast_out, plain = _both(m, x)
+    assert fast_out.shape == plain.shape
+    assert (fast_out - plain).abs().max().item() <= 1e-5
+    with torch.no_grad():  # a kernel that is not rank 1 takes the strided 2-D conv, same result
+        m.weight.add_(torch.rand(m.weight.shape) * 0.01)
+    fast_out, plain = _both(m, x)
+    assert (fast_out - plain).abs().max().item() <= 1e-5

@@ -89,3 +89,24 @@ def test_transforms_do_not_follow_the_model_off_the_cpu():
     m.to("meta")  # any non-CPU device: the 4x-sized transforms are dropped, rebuilt on next use
     assert m._folded is None
 
+
+
+def test_face_parser_blocks_fold_and_match_plain_layers():
+    from motionsuite.models.partswap.face_parser import BasicBlock, ConvBNReLU, max_pool_3x3_s2
+
+    gen = torch.Generator().manual_seed(4)
+    x = torch.rand(1, 128, 24, 20, generator=gen)
+    for block in (BasicBlock(128, 128), BasicBlock(128, 256, stride=2), ConvBNReLU(128, 128)):
+        with torch.no_grad():
+            for name, t in block.state_dict().items():
+                if t.is_floating_point():
+                    r = torch.rand(t.shape, generator=gen)
+                    t.copy_(r + 0.5 if name.endswith("running_var") else (r - 0.5) * 0.2)
+        block.eval()
+        with torch.no_grad():
+            out = block(x)
+            with fast.reference_kernels():
+                plain = block(x)
+        assert (out - plain).abs().max().item() < 1e-4
+    y = torch.rand(2, 3, 17, 22, generator=gen)
+    assert torch.equal(max_pool_3x3_s2(y), F.max_pool2d(y, 3, 2, 1))

@@ -65,8 +65,24 @@ class AntiAliasInterpolation2d(nn.Module):
         if self.scale == 1.0:
             return x
         a, b = self.pad_before, self.pad_after
-        x = F.conv2d(F.pad(x, (a, b, a, b)), self.weight.to(x.dtype), groups=self.groups)
+        x = F.pad(x, (a, b, a, b))
+        weight = self.weight.to(x.dtype)
+        if fast.active(self):
+            return self._strided(x, weight)
+        x = F.conv2d(x, weight, groups=self.groups)
         return x[:, :, :: self.step, :: self.step]
+
+    def _strided(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Only the kept pixels (stride = step instead of blurring everything and subsampling), and,
+        for a rank-1 kernel like the Gaussian, as a column pass then a row pass: the same sums with
+        2k instead of k^2 taps (the 29-tap 1/8 downscale is ~15x fewer multiply-adds, 64x fewer
+        output pixels)."""
+        k = weight.shape[-1]
+        col, row = weight[:, 0].sum(2), weight[:, 0].sum(1)  # (C, k) each; col x row = kernel when rank 1
+        if (col[:, :, None] * row[:, None, :] - weight[:, 0]).abs().max() > 1e-6 * weight.abs().max():
+            return F.conv2d(x, weight, stride=self.step, groups=self.groups)
+        x = F.conv2d(x, col.reshape(-1, 1, k, 1), stride=(self.step, 1), groups=self.groups)
+        return F.conv2d(x, row.reshape(-1, 1, 1, k), stride=(1, self.step), groups=self.groups)
 
 
 class SameBlock2d(fast.CachedFolding):
