@@ -51,7 +51,7 @@ def blend_downsample(mask: torch.Tensor, scale: float) -> torch.Tensor:
     """
     if scale == 1:
         return mask
-    down = AntiAliasInterpolation2d(mask.shape[1], scale).to(mask.device)
+    down = AntiAliasInterpolation2d(mask.shape[1], scale).to(mask.device).eval()
     return down(mask)
 
 

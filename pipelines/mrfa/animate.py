@@ -68,7 +68,7 @@ def animate_tensors(
         source_small = model.dense_motion.down(src) if model.dense_motion.scale_factor != 1 else src
         # the decoder's quarter-size source uses a fresh Gaussian blur, as upstream's demo does,
         # not the dense motion network's stored kernel (the two are equal in the released files)
-        quarter = AntiAliasInterpolation2d(src.shape[1], 0.25).to(device=device, dtype=src.dtype)(src)
+        quarter = AntiAliasInterpolation2d(src.shape[1], 0.25).to(device=device, dtype=src.dtype).eval()(src)
         prepared = model.decoder.prepare_source(kp_source["value"], quarter, src)
         bg_from = driving[reference_frame : reference_frame + 1].to(device) if relative else src
 
