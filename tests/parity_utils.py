@@ -57,3 +57,15 @@ def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     if tuple(a.shape) != tuple(b.shape):
         raise AssertionError(f"shape mismatch: {tuple(a.shape)} vs {tuple(b.shape)}")
     return (a.double() - b.double()).abs().max().item()
+
+
+def randomize_for_eval(module: torch.nn.Module, seed: int, spread: float = 0.6) -> torch.nn.Module:
+    """Uniform random floating-point state in [-spread/2, spread/2) (running variances in [0.5, 1.5)),
+    so folded norms are non-trivial; returns ``module`` in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in module.state_dict().items():
+            if t.is_floating_point():
+                r = torch.rand(t.shape, generator=g)
+                t.copy_(r + 0.5 if name.endswith("running_var") else (r - 0.5) * spread)
+    return module.eval()

@@ -7,18 +7,13 @@ import pytest
 import torch
 from motionsuite.models.fomm import fast_kernels as fast
 from motionsuite.models.fomm.primitives import DownBlock2d, Hourglass, ResBlock2d, SameBlock2d, UpBlock2d
+from parity_utils import randomize_for_eval
 from torch import nn
 
 
 def _randomize(module: nn.Module, seed: int) -> nn.Module:
     """Non-trivial BatchNorm statistics and affine parameters, so folding is really exercised."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in module.state_dict().items():
-            if t.is_floating_point():
-                r = torch.rand(t.shape, generator=g)
-                t.copy_(r + 0.5 if name.endswith("running_var") else (r - 0.5) * 0.6)
-    return module.eval()
+    return randomize_for_eval(module, seed)
 
 
 def _both(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

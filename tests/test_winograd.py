@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from motionsuite.models.common import winograd
 from motionsuite.models.fomm import fast_kernels as fast
 from motionsuite.models.fomm.primitives import ResBlock2d
+from parity_utils import randomize_for_eval
 from torch import nn
 
 
@@ -54,14 +55,7 @@ def test_applies_only_where_it_pays():
 
 
 def _resblock(norm: type[nn.Module]) -> ResBlock2d:
-    m = ResBlock2d(128, norm=norm)
-    gen = torch.Generator().manual_seed(2)
-    with torch.no_grad():
-        for name, t in m.state_dict().items():
-            if t.is_floating_point():
-                r = torch.rand(t.shape, generator=gen)
-                t.copy_(r + 0.5 if name.endswith("running_var") else (r - 0.5) * 0.2)
-    return m.eval()
+    return randomize_for_eval(ResBlock2d(128, norm=norm), 2, spread=0.2)
 
 
 @pytest.mark.parametrize("norm", [nn.BatchNorm2d, nn.InstanceNorm2d])
@@ -96,13 +90,9 @@ def test_face_parser_blocks_fold_and_match_plain_layers():
 
     gen = torch.Generator().manual_seed(4)
     x = torch.rand(1, 128, 24, 20, generator=gen)
-    for block in (BasicBlock(128, 128), BasicBlock(128, 256, stride=2), ConvBNReLU(128, 128)):
-        with torch.no_grad():
-            for name, t in block.state_dict().items():
-                if t.is_floating_point():
-                    r = torch.rand(t.shape, generator=gen)
-                    t.copy_(r + 0.5 if name.endswith("running_var") else (r - 0.5) * 0.2)
-        block.eval()
+    blocks = (BasicBlock(128, 128), BasicBlock(128, 256, stride=2), ConvBNReLU(128, 128))
+    for seed, block in enumerate(blocks):
+        randomize_for_eval(block, 10 + seed, spread=0.2)
         with torch.no_grad():
             out = block(x)
             with fast.reference_kernels():
