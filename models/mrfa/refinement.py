@@ -152,10 +152,15 @@ class RefinementDecoder(nn.Module):
         return {"features": self.generator.encode(source), "keys": keys.flatten(2), "image": source}
 
     def correlation(self, kp_driving: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """(B, N_src, h, w): every driving pixel (spatial) against every source pixel (channel)."""
+        """(B, h, w, N_src): every driving pixel (h, w) against every source pixel (last axis).
+
+        Driving-major, so the per-driving-pixel maps over the source that the lookups sample are
+        contiguous (no transpose of the 64 MB volume) and pooling over driving pixels is a mean over
+        two outer axes.
+        """
         queries = self.kp_head(self.kp(self.structure(kp_driving))).flatten(2)
-        corr = torch.einsum("bci,bcj->bji", queries, keys.expand(queries.shape[0], -1, -1)) * self.scale
-        return corr.reshape(corr.shape[0], -1, self.h, self.h)
+        corr = torch.einsum("bci,bcj->bij", queries, keys.expand(queries.shape[0], -1, -1)) * self.scale
+        return corr.reshape(corr.shape[0], self.h, self.h, -1)
 
     def forward(
         self,
@@ -184,22 +189,22 @@ class RefinementDecoder(nn.Module):
         grid = flow  # set per level below
         full: list[torch.Tensor] | None = None  # the driving-resolution stack: same for levels >= basic
         # driving side average-pooled by 2, 4, 8, ... (each from the previous: one pass over corr)
-        driving_pooled = [corr.reshape(b * n_src, 1, h, h)]
+        driving_pooled = [corr]  # (B, res, res, N_src) for res = h, h/2, h/4, ...
         for _ in range(self.basic_level):
-            driving_pooled.append(F.avg_pool2d(driving_pooled[-1], 2))
+            d = driving_pooled[-1]
+            r = d.shape[1] // 2
+            driving_pooled.append(d.view(b, r, 2, r, 2, n_src).mean(dim=(2, 4)))
         for i in range(self.levels):
             res = self.first * 2**i
             grid = pixel_grid(b, res, res, flow)
             if i < self.basic_level:
                 # driving side pooled to this level; source side stays at h (looked up in its pixels)
                 factor = 2 ** (self.basic_level - i)
-                pooled = driving_pooled[self.basic_level - i]
-                pooled = pooled.reshape(b, n_src, res * res).transpose(1, 2).reshape(b * res * res, 1, h, h)
+                pooled = driving_pooled[self.basic_level - i].reshape(b * res * res, 1, h, h)
                 looked = lookup_correlation(correlation_pyramid(pooled), (flow + grid) * factor)
             else:
                 if full is None:  # built once per batch (upstream rebuilds it at every level)
-                    stack = corr.reshape(b, n_src, h * h).transpose(1, 2).reshape(b * h * h, 1, h, h)
-                    full = correlation_pyramid(stack)
+                    full = correlation_pyramid(corr.reshape(b * h * h, 1, h, h))
                 if i == self.basic_level:
                     looked = lookup_correlation(full, flow + grid)
                 else:
