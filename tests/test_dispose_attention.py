@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from dispose_tiny import UNET
+from motionsuite.models.common.attention import plain_cross_attention
 from motionsuite.models.dispose.attention import SingleTokenCrossAttnProcessor
 from motionsuite.models.dispose.unet import MimicMotionUNet
 from parity_utils import random_state_dict
@@ -20,8 +21,12 @@ def test_single_token_matches_sdpa():
         attn.set_processor(AttnProcessor2_0())
         ref = attn(x, encoder_hidden_states=ctx)
         attn.set_processor(SingleTokenCrossAttnProcessor())
+        queries = []
+        hook = attn.to_q.register_forward_hook(lambda *a, seen=queries: seen.append(1))
         out = attn(x, encoder_hidden_states=ctx)
+        hook.remove()
         assert out.shape == ref.shape and (out - ref).abs().max() <= 1e-5
+        assert bool(queries) == (ctx_len != 1)  # one token: no query projection, the shortcut ran
 
 
 @torch.no_grad()
@@ -34,6 +39,7 @@ def test_unet_uses_shortcut_with_same_output():
     out = unet(*args, return_dict=False)[0]
     cross = [m for m in unet.modules() if isinstance(m, Attention) and m.is_cross_attention]
     assert cross and all(isinstance(m.processor, SingleTokenCrossAttnProcessor) for m in cross)
+    assert all(plain_cross_attention(m) for m in cross)  # so every layer takes the shortcut
     for m in cross:
         m.set_processor(AttnProcessor2_0())
     assert (unet(*args, return_dict=False)[0] - out).abs().max() <= 1e-5

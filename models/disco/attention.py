@@ -22,19 +22,7 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from torch import nn
 
-
-def _plain_cross_attention(attn: Attention) -> bool:
-    """True for the SD-1 style cross-attention this processor implements exactly."""
-    return (
-        attn.is_cross_attention
-        and attn.spatial_norm is None
-        and attn.group_norm is None
-        and attn.norm_q is None
-        and attn.norm_k is None
-        and not attn.norm_cross
-        and not attn.residual_connection
-        and attn.rescale_output_factor == 1.0
-    )
+from ..common.attention import plain_cross_attention
 
 
 def _version(t: torch.Tensor) -> int:
@@ -80,7 +68,7 @@ class SharedContextCrossAttention:
             and attention_mask is None
             and hidden_states.ndim == 3
             and hidden_states.shape[0] % encoder_hidden_states.shape[0] == 0
-            and _plain_cross_attention(attn)
+            and plain_cross_attention(attn)
         )
         if not usable:
             return self._fallback(attn, hidden_states, encoder_hidden_states, attention_mask, temb)

@@ -5,14 +5,16 @@ A softmax over one key is exactly 1, so every query's output is that token's val
 ``to_out(to_v(context))``, whatever the query. :class:`SingleTokenCrossAttnProcessor` computes
 just that. It skips the query and key projections and the attention product, and runs the output
 projection once per batch item instead of once per query. The result is the same up to float
-rounding. Any other case (longer context, masks, group/spatial norms) uses diffusers' SDPA
-processor.
+rounding. Any other case (longer context, masks, norms or rescaling: not
+:func:`plain_cross_attention`) uses diffusers' SDPA processor.
 """
 
 from __future__ import annotations
 
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+
+from ..common.attention import plain_cross_attention
 
 
 class SingleTokenCrossAttnProcessor(AttnProcessor2_0):
@@ -28,22 +30,19 @@ class SingleTokenCrossAttnProcessor(AttnProcessor2_0):
         *args,
         **kwargs,
     ) -> torch.Tensor:
-        plain = (
-            encoder_hidden_states is None
-            or encoder_hidden_states.shape[1] != 1
-            or attention_mask is not None
-            or hidden_states.ndim != 3
-            or attn.spatial_norm is not None
-            or attn.group_norm is not None
-            or attn.norm_cross is not None
-            or attn.residual_connection
+        shortcut = (
+            encoder_hidden_states is not None
+            and encoder_hidden_states.shape[1] == 1
+            and attention_mask is None
+            and hidden_states.ndim == 3
+            and plain_cross_attention(attn)
         )
-        if plain:
+        if not shortcut:
             return super().__call__(
                 attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs
             )
         out = attn.to_out[1](attn.to_out[0](attn.to_v(encoder_hidden_states)))
-        return (out / attn.rescale_output_factor).expand(-1, hidden_states.shape[1], -1)
+        return out.expand(-1, hidden_states.shape[1], -1)
 
 
 def use_single_token_cross_attention(module: torch.nn.Module) -> None:
