@@ -25,7 +25,9 @@ def test_matrices_compute_a_correlation_exactly():
 
 
 @pytest.mark.parametrize(
-    "shape", [(1, 128, 128, 16, 16), (2, 130, 129, 18, 23), (3, 256, 128, 21, 16), (40, 128, 128, 4, 4)]
+    "shape",
+    [(1, 128, 128, 16, 16), (2, 130, 129, 18, 23), (3, 256, 128, 21, 16), (40, 128, 128, 4, 4),
+     (1, 96, 100, 64, 48), (2, 96, 96, 70, 37), (1, 128, 96, 33, 128)],  # strips: exact and padded edges
 )
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv3x3_matches_direct_convolution(shape, bias):
@@ -44,12 +46,13 @@ def test_conv3x3_matches_direct_convolution(shape, bias):
 def test_applies_only_where_it_pays():
     assert winograd.applies(torch.empty(1, 256, 64, 64))
     assert winograd.applies(torch.empty(32, 256, 32, 32))  # batches run a few maps at a time
-    assert not winograd.applies(torch.empty(1, 256, 256, 256))  # transforms outweigh the savings
+    assert winograd.applies(torch.empty(1, 256, 256, 256))  # large maps run in strips
     assert not winograd.applies(torch.empty(1, 256, 8, 8))  # measured break-even below 1024 channels
     assert winograd.applies(torch.empty(1, 1024, 8, 8), channels=1024)
     assert winograd.applies(torch.empty(16, 256, 4, 4))  # a single tile per map
     assert not winograd.applies(torch.empty(1, 256, 64, 64, dtype=torch.float64))
     assert winograd.eligible_weight(torch.empty(128, 256, 3, 3))
+    assert winograd.eligible_weight(torch.empty(96, 128, 3, 3))
     assert not winograd.eligible_weight(torch.empty(64, 256, 3, 3))
     assert not winograd.eligible_weight(torch.empty(256, 256, 1, 1))
 
@@ -100,3 +103,30 @@ def test_face_parser_blocks_fold_and_match_plain_layers():
         assert (out - plain).abs().max().item() < 1e-4
     y = torch.rand(2, 3, 17, 22, generator=gen)
     assert torch.equal(max_pool_3x3_s2(y), F.max_pool2d(y, 3, 2, 1))
+
+
+@pytest.mark.parametrize(
+    "cin,cout,k,size",
+    [(128, 96, 3, 64), (96, 160, 3, 40), (64, 192, 1, 128), (40, 24, 1, 130), (128, 2, 3, 40),
+     (64, 3, 7, 33), (2, 128, 7, 40), (64, 64, 3, 32)],
+)
+def test_fast_conv_matches_conv2d_on_every_path(cin, cout, k, size, monkeypatch):
+    """Winograd (wide 3x3), one matmul per image (1x1, large maps), tap by tap (few outputs) and the
+    plain fallback all give conv2d's result; the weights are an unchanged nn.Conv2d's."""
+    gen = torch.Generator().manual_seed(5)
+    conv = fast.FastConv2d(cin, cout, k, padding=k // 2).eval()
+    plain = nn.Conv2d(cin, cout, k, padding=k // 2)
+    plain.load_state_dict(conv.state_dict())
+    assert set(conv.state_dict()) == {"weight", "bias"}
+    x = torch.rand(2, cin, size, size + 3, generator=gen)
+    wino = []
+    real = winograd.conv3x3
+    monkeypatch.setattr(winograd, "conv3x3", lambda *a: wino.append(1) or real(*a))
+    monkeypatch.setattr(fast, "MATMUL_PIXELS", 128 * 128)
+    with torch.no_grad():
+        out, ref = conv(x), plain(x)
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max().item() < 1e-4
+    assert bool(wino) == (k == 3 and min(cin, cout) >= 96)
+    with fast.reference_kernels(), torch.no_grad():
+        assert torch.equal(conv(x), ref)  # the upstream-style path is the plain conv

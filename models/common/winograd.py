@@ -1,4 +1,5 @@
-"""Winograd F(4x4, 3x3) convolution for wide 3x3 layers on the CPU (the FOMM family's residual blocks).
+"""Winograd F(4x4, 3x3) convolution for wide 3x3 layers on the CPU (the FOMM family's residual blocks and
+MRFA's refinement heads).
 
 Why: most of a FOMM/MRAA/TPSMM/Part Swap frame is 3x3 convolutions with 128-512 channels at
 16-128 px, which oneDNN already runs near the CPU's peak.
@@ -16,10 +17,12 @@ The matrices come from the Toom-Cook construction on the interpolation points
 (measured: max |error| 2.8e-5 against 5.4e-5 at unit-scale activations with 256 channels; direct
 convolution 2e-6), which keeps the FOMM-family outputs within the 1e-4 parity budget.
 
-Where it pays is measured, not assumed (2-core AVX-512 CPU, fp32): 1.3-1.8x for 128-1280 channels
-on maps of 16-64 px (one image, or a batch taken :data:`CHUNK_PIXELS` at a time so the transformed
-tiles stay in cache), 1.7-2.4x on 4x4 maps; about break-even on 8x8 maps below 1024 channels and on
-single maps from 128x128 px up, which :func:`applies` leaves to oneDNN.
+Where it pays is measured, not assumed (2-core AVX-512 CPU, fp32): 1.3-2.1x for 96-1280 channels
+on maps of 16-256 px, 1.7-2.4x on 4x4 maps; about break-even on 8x8 maps below 1024 channels, which
+:func:`applies` leaves to oneDNN. The tile buffers must stay in the caches: small maps run a batch
+:data:`CHUNK_PIXELS` at a time, larger ones one image at a time in strips of :data:`STRIP_PIXELS`
+output pixels, with the zero padding done per strip (at 256x256 px, transforming the whole map at
+once, or padding it first, was slower than oneDNN).
 
 The transformed filters take 4x the memory of the weights, so this is for networks of tens of MB
 (the FOMM family), not for multi-GB diffusion UNets; on DisCo's quarter-width UNet at batch 32 it
@@ -40,11 +43,11 @@ TAPS = 3  # filter size (r)
 SPAN = TILE + TAPS - 1  # input tile (m + r - 1 = 6)
 POINTS = (0.0, 1.0, -1.0, 0.5, -2.0)  # finite interpolation points; the sixth is infinity
 
-MIN_CHANNELS = 128
+MIN_CHANNELS = 96
 MIN_SIZE = 16  # smaller maps only when they are one tile (<= 4x4) or very wide (WIDE_CHANNELS)
 WIDE_CHANNELS = 1024
-MAX_PIXELS = 128 * 128  # height x width of one map beyond which the transforms cost more than they save
-CHUNK_PIXELS = 2048  # images per call so that batch x height x width stays about this size
+CHUNK_PIXELS = 2048  # small maps: images per call so that batch x height x width stays about this size
+STRIP_PIXELS = 2048  # larger maps: output pixels per strip (tile rows x width), one image at a time
 
 
 @functools.lru_cache(maxsize=1)
@@ -110,17 +113,24 @@ def applies(x: torch.Tensor, channels: int = MIN_CHANNELS) -> bool:
     """
     _, _, h, w = x.shape
     small_ok = max(h, w) <= TILE or channels >= WIDE_CHANNELS
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and h * w <= MAX_PIXELS
+    return (x.device.type == "cpu" and x.dtype == torch.float32
             and (min(h, w) >= MIN_SIZE or small_ok))
 
 
 def conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``conv2d(x, w, bias, padding=1)`` from ``u = transform_weight(w)``; (N, C, H, W) -> (N, O, H, W).
 
-    A batch runs :data:`CHUNK_PIXELS` at a time (the tile buffers of a whole batch outgrow the caches).
+    Small maps run :data:`CHUNK_PIXELS` of the batch at a time; larger maps one image at a time in
+    strips of about :data:`STRIP_PIXELS` output pixels. Either way the tile buffers stay in the
+    caches (transforming a whole 256x256 map at once costs more than the multiplications it saves).
     """
     n, _, h, w = x.shape
-    per = max(1, CHUNK_PIXELS // (h * w))
+    per = CHUNK_PIXELS // (h * w)
+    if n == 1 or per <= 1:
+        out = x.new_empty(n, u.shape[1], h, w)
+        for i in range(n):
+            _strips(x[i], u, bias, out[i])
+        return out
     if n <= per:
         return _conv3x3(x, u, bias)
     out = x.new_empty(n, u.shape[1], h, w)
@@ -129,30 +139,67 @@ def conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None) -> torc
     return out
 
 
+def _output_tiles(y: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor) -> None:
+    """Write ``y`` (4, 4, O, N, th, tw) output tiles into ``out`` (N, O, th*4, tw*4), adding ``bias``."""
+    _, _, o, n, th, tw = y.shape
+    tiled = y.permute(3, 2, 4, 0, 5, 1)
+    dst = out.view(n, o, th, TILE, tw, TILE)
+    if bias is None:
+        dst.copy_(tiled)
+    else:
+        torch.add(tiled, bias.view(1, o, 1, 1, 1, 1), out=dst)
+
+
+def _strips(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor) -> None:
+    """One (C, H, W) map into ``out`` (O, H, W), a strip of tile rows at a time.
+
+    B^T d B of every tile is a stride-4 conv with 36 outputs per channel (one pass over the strip);
+    its (C, 36, tiles) result is read by the batched matmul in place (leading dimension 36*tiles).
+    The zero padding is the conv's own where it can be (1 px left and right when the width is a
+    multiple of 4), otherwise each strip is padded on its own: padding the whole map first would
+    allocate (and page in) a second copy of it.
+    """
+    c, h, w = x.shape
+    o = u.shape[1]
+    th, tw = -(-h // TILE), -(-w // TILE)
+    kb, ka = _tile_transforms(x.device, x.dtype)
+    kb = kb.view(SPAN * SPAN, 1, SPAN, SPAN)
+    exact = th * TILE == h and tw * TILE == w
+    full = out if exact else x.new_empty(o, th * TILE, tw * TILE)
+    rows = max(1, STRIP_PIXELS // (TILE * TILE * tw))  # tile rows per strip
+    right = TILE * tw + 1 - w
+    for top in range(0, th, rows):
+        r = min(rows, th - top)
+        lo, hi = top * TILE - 1, (top + r) * TILE + 1  # input rows the strip's tiles read
+        strip = x[:, max(lo, 0) : min(hi, h)]
+        pad_top, pad_bottom = max(0, -lo), max(0, hi - h)
+        if right == 1 and pad_top == pad_bottom == 0:
+            v = F.conv2d(strip.unsqueeze(1), kb, stride=TILE, padding=(0, 1))
+        else:
+            strip = F.pad(strip, (1, right, pad_top, pad_bottom))
+            v = F.conv2d(strip.unsqueeze(1), kb, stride=TILE)
+        v = v.view(c, SPAN * SPAN, r * tw).transpose(0, 1)
+        m = torch.bmm(u, v).view(SPAN * SPAN, o * r * tw)  # sum over input channels
+        y = (ka @ m).view(TILE, TILE, o, 1, r, tw)  # A^T m A: the 4x4 output tiles
+        _output_tiles(y, bias, full[None, :, top * TILE : (top + r) * TILE])
+    if not exact:
+        out.copy_(full[:, :h, :w])
+
+
 def _conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """A few small maps: gather the tiles (channel-major for all images), then transform."""
     n, c, h, w = x.shape
     o = u.shape[1]
     th, tw = -(-h // TILE), -(-w // TILE)
     kb, ka = _tile_transforms(x.device, x.dtype)
-    # zero padding: 1 px for the convolution, plus up to 3 px so the tiles cover the map
     xp = F.pad(x, (1, TILE * tw + 1 - w, 1, TILE * th + 1 - h))
-    if n == 1:
-        # B^T d B for every tile as a stride-4 conv with 36 outputs per channel (one pass over x);
-        # the (c, 36, tiles) result is read by the matmuls below in place (leading dimension 36*tiles)
-        v = F.conv2d(xp.view(c, 1, *xp.shape[2:]), kb.view(SPAN * SPAN, 1, SPAN, SPAN), stride=TILE)
-        v = v.view(c, SPAN * SPAN, th * tw).transpose(0, 1)
-    else:  # a few small maps: gather the tiles (channel-major for all images), then transform
-        tiles = xp.unfold(2, SPAN, TILE).unfold(3, SPAN, TILE)  # (n, c, th, tw, 6, 6), a view
-        d = tiles.permute(4, 5, 1, 0, 2, 3).reshape(SPAN * SPAN, c * n * th * tw)
-        v = (kb @ d).view(SPAN * SPAN, c, n * th * tw)
-    m = torch.bmm(u, v).view(SPAN * SPAN, o * n * th * tw)  # sum over input channels
-    y = (ka @ m).view(TILE, TILE, o, n, th, tw)  # A^T m A: the 4x4 output tiles
+    tiles = xp.unfold(2, SPAN, TILE).unfold(3, SPAN, TILE)  # (n, c, th, tw, 6, 6), a view
+    d = tiles.permute(4, 5, 1, 0, 2, 3).reshape(SPAN * SPAN, c * n * th * tw)
+    v = (kb @ d).view(SPAN * SPAN, c, n * th * tw)
+    m = torch.bmm(u, v).view(SPAN * SPAN, o * n * th * tw)
+    y = (ka @ m).view(TILE, TILE, o, n, th, tw)
     out = x.new_empty(n, o, th * TILE, tw * TILE)
-    tiled = y.permute(3, 2, 4, 0, 5, 1)
-    if bias is None:
-        out.view(n, o, th, TILE, tw, TILE).copy_(tiled)
-    else:
-        torch.add(tiled, bias.view(1, o, 1, 1, 1, 1), out=out.view(n, o, th, TILE, tw, TILE))
+    _output_tiles(y, bias, out)
     if th * TILE != h or tw * TILE != w:
         out = out[:, :, :h, :w].contiguous()
     return out

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fomm import fast_kernels as fast
 from ..fomm.primitives import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 
 
@@ -20,7 +21,7 @@ class ChannelBlock2d(nn.Module):
 
     def __init__(self, features: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(features, features // 2, 3, padding=1)
+        self.conv1 = fast.FastConv2d(features, features // 2, 3, padding=1)
         self.norm1 = nn.BatchNorm2d(features, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -42,7 +43,7 @@ class RefinementGenerator(nn.Module):
         self.up_blocks = nn.ModuleList(UpBlock2d(widths[i + 1], widths[i]) for i in order)
         self.resblock = nn.ModuleList(ResBlock2d(widths[i + 1]) for i in order)
         self.channel_block = nn.ModuleList(ChannelBlock2d(2 * widths[i + 1]) for i in order)
-        self.final = nn.Conv2d(block_expansion, num_channels, 7, padding=3)
+        self.final = fast.FastConv2d(block_expansion, num_channels, 7, padding=3)
         self.feature_channels = list(reversed(widths))  # coarsest first, as ``encode`` returns
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
