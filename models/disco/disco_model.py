@@ -23,6 +23,7 @@ from transformers import CLIPVisionModelWithProjection
 
 from .attention import release_context_cache, use_shared_context_attention
 from .background_hint import background_controlnet_from_unet
+from .lean_blocks import use_lean_blocks
 from .temporal import add_temporal_layers, set_num_frames
 
 #: SD-1.x latent scaling used by DisCo (``scale_factor``).
@@ -67,6 +68,8 @@ class DiscoModel:
         clip = CLIPVisionModelWithProjection(clip_config)
         proj = nn.Linear(clip_config.hidden_size, unet.config.cross_attention_dim, bias=False)
         vae = AutoencoderKL.from_config(vae_config)
+        for net in (unet, pose, background, vae):  # same values, fewer fresh activations
+            use_lean_blocks(net)
         for module in (unet, pose, background, clip, proj, vae):
             module.eval().requires_grad_(False)
         return cls(unet, pose, background, clip, proj, vae, dict(scheduler_config or {}), temporal=temporal)

@@ -31,6 +31,8 @@ from diffusers.models.attention_processor import Attention
 from diffusers.models.resnet import ResnetBlock2D
 from torch import nn
 
+from .lean_blocks import feed_forward_residual
+
 
 class FrameCount:
     """Frames per sample of the clip going through a network (shared by all its temporal layers)."""
@@ -112,18 +114,20 @@ class TemporalTransformerBlock(BasicTransformerBlock):
         kwargs = dict(cross_attention_kwargs or {})
         x = hidden_states
         context = encoder_hidden_states if self.only_cross_attention else None
-        x = x + self.attn1(
+        x = self.attn1(
             self.norm1(x), encoder_hidden_states=context, attention_mask=attention_mask, **kwargs
-        )
-        x = x + self.temporal_attention(x)
+        ).add_(x)
+        x = self.temporal_attention(x).add_(x)  # the sublayer outputs are fresh tensors: add in place
         if self.attn2 is not None:
-            x = x + self.attn2(
+            x = self.attn2(
                 self.norm2(x),
                 encoder_hidden_states=encoder_hidden_states,
                 attention_mask=encoder_attention_mask,
                 **kwargs,
-            )
-        return x + self.ff(self.norm3(x))
+            ).add_(x)
+        if self.training or torch.is_grad_enabled():
+            return self.ff(self.norm3(x)).add_(x)
+        return feed_forward_residual(self.norm3, self.ff, x)  # chunked: small intermediates (lean_blocks)
 
     def temporal_attention(self, x: torch.Tensor) -> torch.Tensor:
         """Self-attention across frames per token: ``(b f) d c → (b d) f c``, pre-normed by ``norm2``."""

@@ -1,0 +1,95 @@
+"""DisCo's allocation-lean block forwards (``models/disco/lean_blocks.py``): swapped onto the stock
+diffusers blocks of every network, same keys, and the same values as diffusers' own forwards."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers.models.attention import BasicTransformerBlock
+from diffusers.models.resnet import ResnetBlock2D
+from disco_tiny import tiny_model
+from motionsuite.models.disco import lean_blocks
+
+lean_types = (lean_blocks.LeanTransformerBlock, lean_blocks.LeanResnetBlock)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model(seed=3)
+
+
+def _unet_inputs(model, batch: int = 3):
+    gen = torch.Generator().manual_seed(0)
+    cfg = model.unet.config
+    size = cfg.sample_size
+    x = torch.randn(batch, cfg.in_channels, size, size, generator=gen)
+    context = torch.randn(batch, 5, cfg.cross_attention_dim, generator=gen)
+    return x, torch.tensor(500), context
+
+
+def _stock(net: torch.nn.Module) -> dict:
+    """Swap ``net``'s lean blocks back to diffusers' classes; returns what to restore."""
+    swapped = {}
+    for m in net.modules():
+        if isinstance(m, lean_types):
+            swapped[m] = type(m)
+            m.__class__ = BasicTransformerBlock if isinstance(m, BasicTransformerBlock) else ResnetBlock2D
+    return swapped
+
+
+def test_every_sd_block_is_lean_and_keys_are_unchanged(model):
+    for net in (model.unet, model.pose_controlnet, model.background_controlnet, model.vae):
+        blocks = [m for m in net.modules() if isinstance(m, (BasicTransformerBlock, ResnetBlock2D))]
+        assert blocks and all(isinstance(m, lean_types) for m in blocks)
+    keys = set(model.unet.state_dict())
+    restore = _stock(model.unet)
+    try:
+        assert set(model.unet.state_dict()) == keys
+    finally:
+        for m, cls in restore.items():
+            m.__class__ = cls
+
+
+def test_lean_unet_equals_stock_forward(model, monkeypatch):
+    monkeypatch.setattr(lean_blocks, "FF_ROWS", 7)  # several feed-forward chunks, a ragged last one
+    calls = []
+    real = lean_blocks.feed_forward_residual
+    monkeypatch.setattr(lean_blocks, "feed_forward_residual", lambda *a: calls.append(1) or real(*a))
+    x, t, context = _unet_inputs(model)
+    with torch.no_grad():
+        lean = model.unet(x, t, context).sample
+        restore = _stock(model.unet)
+        try:
+            stock = model.unet(x, t, context).sample
+        finally:
+            for m, cls in restore.items():
+                m.__class__ = cls
+    assert calls, "the lean feed-forward did not run"
+    assert lean.abs().mean() > 0.01
+    assert (lean - stock).abs().max().item() <= 1e-5
+
+
+def test_autograd_takes_the_stock_forward(model, monkeypatch):
+    def fail(*a):
+        raise AssertionError("lean path used with autograd enabled")
+
+    monkeypatch.setattr(lean_blocks, "feed_forward_residual", fail)
+    x, t, context = _unet_inputs(model, batch=1)
+    with torch.enable_grad():
+        x.requires_grad_(True)
+        out = model.unet(x, t, context).sample
+        out.mean().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_vae_decode_equals_stock(model):
+    z = torch.randn(1, model.vae.config.latent_channels, 8, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        lean = model.vae.decode(z).sample
+        restore = _stock(model.vae)
+        try:
+            stock = model.vae.decode(z).sample
+        finally:
+            for m, cls in restore.items():
+                m.__class__ = cls
+    assert (lean - stock).abs().max().item() <= 1e-5
