@@ -7,10 +7,11 @@ import pytest
 import torch
 from diffusers.models.attention import BasicTransformerBlock
 from diffusers.models.resnet import ResnetBlock2D
+from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from disco_tiny import tiny_model
 from motionsuite.models.disco import lean_blocks
 
-lean_types = (lean_blocks.LeanTransformerBlock, lean_blocks.LeanResnetBlock)
+lean_types = (lean_blocks.LeanTransformerBlock, lean_blocks.LeanResnetBlock, lean_blocks.LeanTransformer2D)
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +34,16 @@ def _stock(net: torch.nn.Module) -> dict:
     for m in net.modules():
         if isinstance(m, lean_types):
             swapped[m] = type(m)
-            m.__class__ = BasicTransformerBlock if isinstance(m, BasicTransformerBlock) else ResnetBlock2D
+            m.__class__ = type(m).__mro__[1]  # the diffusers class it was swapped from
     return swapped
 
 
 def test_every_sd_block_is_lean_and_keys_are_unchanged(model):
     for net in (model.unet, model.pose_controlnet, model.background_controlnet, model.vae):
-        blocks = [m for m in net.modules() if isinstance(m, (BasicTransformerBlock, ResnetBlock2D))]
+        blocks = [m for m in net.modules()
+                  if isinstance(m, (BasicTransformerBlock, ResnetBlock2D, Transformer2DModel))]
         assert blocks and all(isinstance(m, lean_types) for m in blocks)
+    assert any(isinstance(m, lean_blocks.LeanTransformer2D) for m in model.unet.modules())
     keys = set(model.unet.state_dict())
     restore = _stock(model.unet)
     try:

@@ -9,6 +9,9 @@ the element-wise steps done in place on tensors that were just produced, and the
 (LayerNorm, GEGLU, output projection, residual) run :data:`FF_ROWS` tokens at a time, so its
 intermediates are small, stay in cache and are recycled by the allocator instead of paged in.
 
+The transformers' 1x1-conv projections become batched matmuls that read and write the token-major
+layout directly (:class:`LeanTransformer2D`), which removes two permuted copies per transformer.
+
 Only the configuration DisCo's SD-1 networks have is taken over (plain LayerNorm transformer
 blocks, ResNets without up/down-sampling that add the time embedding or have none); anything else,
 and every call with autograd enabled or in training mode, runs diffusers' own forward. State-dict
@@ -21,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.attention import BasicTransformerBlock
 from diffusers.models.resnet import ResnetBlock2D
+from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 
 FF_ROWS = 2048  # tokens per feed-forward chunk: (2048 x 8*C) GEGLU intermediates, a few MB
@@ -84,6 +88,56 @@ class LeanResnetBlock(ResnetBlock2D):
         return h if self.output_scale_factor == 1 else h.div_(self.output_scale_factor)
 
 
+class LeanTransformer2D(Transformer2DModel):
+    """Transformer2DModel (1x1-conv projections) whose projections at inference are batched matmuls
+    that read and write the token-major layout directly: ``proj_in`` reads the normalised NCHW map
+    as (HW x C) and writes (B, HW, C') tokens, ``proj_out`` writes NCHW and the residual is added in
+    place. Diffusers' form (a 1x1 conv, then a permuted copy; a contiguous copy back, then a conv)
+    took 3x as long at 32x32 tokens."""
+
+    def _operate_on_continuous_inputs(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, int]:
+        if not _inference(self):
+            return super()._operate_on_continuous_inputs(hidden_states)
+        batch, channels, height, width = hidden_states.shape
+        h = self.norm(hidden_states).view(batch, channels, height * width).transpose(1, 2)
+        inner = self.proj_in.out_channels
+        weight = self.proj_in.weight.view(inner, channels).t().expand(batch, channels, inner)
+        if self.proj_in.bias is None:
+            return torch.bmm(h, weight), inner
+        return torch.baddbmm(self.proj_in.bias.view(1, 1, inner), h, weight), inner
+
+    def _get_output_for_continuous_inputs(
+        self, hidden_states: torch.Tensor, residual: torch.Tensor, batch_size: int, height: int, width: int,
+        inner_dim: int,
+    ) -> torch.Tensor:
+        if not _inference(self):
+            return super()._get_output_for_continuous_inputs(
+                hidden_states, residual, batch_size, height, width, inner_dim
+            )
+        out_channels = self.proj_out.out_channels
+        weight = self.proj_out.weight.view(out_channels, inner_dim)
+        weight = weight.expand(batch_size, out_channels, inner_dim)
+        tokens = hidden_states.transpose(1, 2)  # (B, C', HW), a view
+        if self.proj_out.bias is None:
+            out = torch.bmm(weight, tokens)
+        else:
+            out = torch.baddbmm(self.proj_out.bias.view(1, out_channels, 1), weight, tokens)
+        return out.view(batch_size, out_channels, height, width).add_(residual)
+
+
+def _lean_transformer_2d(model: nn.Module) -> bool:
+    return (
+        type(model) is Transformer2DModel
+        and model.is_input_continuous
+        and not model.use_linear_projection
+        and isinstance(model.proj_in, nn.Conv2d)
+        and isinstance(model.proj_out, nn.Conv2d)
+        and model.proj_in.kernel_size == (1, 1)
+        and model.proj_out.kernel_size == (1, 1)
+        and model.proj_in.groups == model.proj_out.groups == 1
+    )
+
+
 def _lean_transformer(block: nn.Module) -> bool:
     return (
         type(block) is BasicTransformerBlock
@@ -116,6 +170,8 @@ def use_lean_blocks(net: nn.Module) -> int:
             module.__class__ = LeanTransformerBlock
         elif _lean_resnet(module):
             module.__class__ = LeanResnetBlock
+        elif _lean_transformer_2d(module):
+            module.__class__ = LeanTransformer2D
         else:
             continue
         swapped += 1
