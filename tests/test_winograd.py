@@ -130,3 +130,14 @@ def test_fast_conv_matches_conv2d_on_every_path(cin, cout, k, size, monkeypatch)
     assert bool(wino) == (k == 3 and min(cin, cout) >= 96)
     with fast.reference_kernels(), torch.no_grad():
         assert torch.equal(conv(x), ref)  # the upstream-style path is the plain conv
+
+
+def test_fast_conv_transforms_only_where_used_and_not_off_the_cpu():
+    conv = fast.FastConv2d(128, 128, 3, padding=1).eval()
+    with torch.no_grad():
+        conv(torch.rand(1, 128, 8, 8))  # 8x8 at 128 channels: oneDNN, nothing transformed
+        assert conv._folded is None
+        conv(torch.rand(1, 128, 32, 32))
+    assert conv._folded is not None and conv._folded[1][0].shape == (36, 128, 128)
+    conv.to("meta")
+    assert conv._folded is None

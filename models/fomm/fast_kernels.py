@@ -219,16 +219,12 @@ class FastConv2d(CachedFolding, nn.Conv2d):
             return out
         if o <= FEW_OUTPUTS and k > 1:
             return _conv_by_taps(x, self.weight, bias)
-        if k == 3:
-            (u,) = self.cached(lambda: (fast_winograd(self.weight),))
-            if u is not None and winograd.applies(x, min(u.shape[1], u.shape[2])):
-                return winograd.conv3x3(x, u, bias)
+        if (k == 3 and winograd.eligible_weight(self.weight)
+                and winograd.applies(x, min(self.weight.shape[:2]))):
+            # transformed on first use only: layers that never run at a size where it pays keep none
+            (u,) = self.cached(lambda: (winograd.transform_weight(self.weight),))
+            return winograd.conv3x3(x, u, bias)
         return super().forward(x)
-
-
-def fast_winograd(weight: torch.Tensor) -> torch.Tensor | None:
-    """Winograd transform of a 3x3 filter bank wide enough for it to pay, else None."""
-    return winograd.transform_weight(weight) if winograd.eligible_weight(weight) else None
 
 
 def _conv_by_taps(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
