@@ -73,16 +73,35 @@ def test_lean_unet_equals_stock_forward(model, monkeypatch):
 
 
 def test_autograd_takes_the_stock_forward(model, monkeypatch):
+    """With autograd on, every lean block runs diffusers' own forward (counted on the base classes)."""
     def fail(*a):
         raise AssertionError("lean path used with autograd enabled")
 
     monkeypatch.setattr(lean_blocks, "feed_forward_residual", fail)
+    monkeypatch.setattr(lean_blocks, "transformer_block_forward", fail)
+    stock_calls = {"resnet": 0, "block": 0, "transformer": 0}
+
+    def counting(name, real):
+        def wrapper(*a, **k):
+            stock_calls[name] += 1
+            return real(*a, **k)
+        return wrapper
+
+    monkeypatch.setattr(ResnetBlock2D, "forward", counting("resnet", ResnetBlock2D.forward))
+    monkeypatch.setattr(BasicTransformerBlock, "forward", counting("block", BasicTransformerBlock.forward))
+    monkeypatch.setattr(Transformer2DModel, "_operate_on_continuous_inputs",
+                        counting("transformer", Transformer2DModel._operate_on_continuous_inputs))
     x, t, context = _unet_inputs(model, batch=1)
     with torch.enable_grad():
         x.requires_grad_(True)
         out = model.unet(x, t, context).sample
         out.mean().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+    modules = list(model.unet.modules())
+    assert stock_calls["resnet"] == sum(isinstance(m, lean_blocks.LeanResnetBlock) for m in modules)
+    assert stock_calls["block"] == sum(isinstance(m, lean_blocks.LeanTransformerBlock) for m in modules)
+    assert stock_calls["transformer"] == sum(isinstance(m, lean_blocks.LeanTransformer2D) for m in modules)
+    assert min(stock_calls.values()) > 0
 
 
 def test_vae_decode_equals_stock(model):

@@ -1,6 +1,6 @@
-"""Winograd F(4x4, 3x3) (``models/fomm/winograd.py``): the same convolution as ``F.conv2d`` within
-float32 rounding, used by the residual blocks on the CPU only where it applies, and its cached
-transforms never follow a model off the CPU."""
+"""Winograd F(4x4, 3x3) (``models/common/winograd.py``) and ``FastConv2d``: the same convolution as
+``F.conv2d`` within float32 rounding, used by the residual blocks and MRFA's heads on the CPU only
+where it applies, and the cached transforms never follow a model off the CPU."""
 
 from __future__ import annotations
 

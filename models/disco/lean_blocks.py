@@ -20,6 +20,8 @@ keys do not change: the classes are swapped on the existing modules and add no p
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from diffusers.models.attention import BasicTransformerBlock
@@ -47,9 +49,43 @@ def feed_forward_residual(norm: nn.Module, ff: nn.Module, x: torch.Tensor) -> to
     return out.view(x.shape)
 
 
+def transformer_block_forward(
+    block: BasicTransformerBlock,
+    x: torch.Tensor,
+    encoder_hidden_states: torch.Tensor | None,
+    attention_mask: torch.Tensor | None = None,
+    encoder_attention_mask: torch.Tensor | None = None,
+    attention_kwargs: dict | None = None,
+    between: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The SD-1 transformer block, ``x += attn1(norm1 x)``, ``x += between(x)`` (DisCo's temporal
+    attention, when given), ``x += attn2(norm2 x, context)``, ``x += ff(norm3 x)``.
+
+    Each residual is added in place to the sublayer's output (a fresh tensor, so this is also
+    autograd-safe); at inference the feed-forward runs through :func:`feed_forward_residual`.
+    """
+    kwargs = attention_kwargs or {}
+    context = encoder_hidden_states if block.only_cross_attention else None
+    x = block.attn1(
+        block.norm1(x), encoder_hidden_states=context, attention_mask=attention_mask, **kwargs
+    ).add_(x)
+    if between is not None:
+        x = between(x).add_(x)
+    if block.attn2 is not None:
+        x = block.attn2(
+            block.norm2(x),
+            encoder_hidden_states=encoder_hidden_states,
+            attention_mask=encoder_attention_mask,
+            **kwargs,
+        ).add_(x)
+    if _inference(block):
+        return feed_forward_residual(block.norm3, block.ff, x)
+    return block.ff(block.norm3(x)).add_(x)
+
+
 class LeanTransformerBlock(BasicTransformerBlock):
-    """BasicTransformerBlock (LayerNorm type, self- then cross-attention) with in-place residual
-    adds and a chunked feed-forward at inference."""
+    """BasicTransformerBlock (LayerNorm type, self- then cross-attention) run as
+    :func:`transformer_block_forward` at inference."""
 
     def forward(
         self,
@@ -68,10 +104,7 @@ class LeanTransformerBlock(BasicTransformerBlock):
                 hidden_states, attention_mask, encoder_hidden_states, encoder_attention_mask, timestep,
                 cross_attention_kwargs, class_labels, added_cond_kwargs,
             )
-        x = hidden_states
-        x = self.attn1(self.norm1(x)).add_(x)  # the attention output is a fresh tensor
-        x = self.attn2(self.norm2(x), encoder_hidden_states=encoder_hidden_states).add_(x)
-        return feed_forward_residual(self.norm3, self.ff, x)
+        return transformer_block_forward(self, hidden_states, encoder_hidden_states)
 
 
 class LeanResnetBlock(ResnetBlock2D):

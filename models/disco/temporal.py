@@ -31,7 +31,7 @@ from diffusers.models.attention_processor import Attention
 from diffusers.models.resnet import ResnetBlock2D
 from torch import nn
 
-from .lean_blocks import feed_forward_residual
+from .lean_blocks import transformer_block_forward
 
 
 class FrameCount:
@@ -111,23 +111,10 @@ class TemporalTransformerBlock(BasicTransformerBlock):
         class_labels: torch.Tensor | None = None,
         added_cond_kwargs: dict | None = None,
     ) -> torch.Tensor:
-        kwargs = dict(cross_attention_kwargs or {})
-        x = hidden_states
-        context = encoder_hidden_states if self.only_cross_attention else None
-        x = self.attn1(
-            self.norm1(x), encoder_hidden_states=context, attention_mask=attention_mask, **kwargs
-        ).add_(x)
-        x = self.temporal_attention(x).add_(x)  # the sublayer outputs are fresh tensors: add in place
-        if self.attn2 is not None:
-            x = self.attn2(
-                self.norm2(x),
-                encoder_hidden_states=encoder_hidden_states,
-                attention_mask=encoder_attention_mask,
-                **kwargs,
-            ).add_(x)
-        if self.training or torch.is_grad_enabled():
-            return self.ff(self.norm3(x)).add_(x)
-        return feed_forward_residual(self.norm3, self.ff, x)  # chunked: small intermediates (lean_blocks)
+        return transformer_block_forward(
+            self, hidden_states, encoder_hidden_states, attention_mask, encoder_attention_mask,
+            cross_attention_kwargs, between=self.temporal_attention,
+        )
 
     def temporal_attention(self, x: torch.Tensor) -> torch.Tensor:
         """Self-attention across frames per token: ``(b f) d c → (b d) f c``, pre-normed by ``norm2``."""
