@@ -11,7 +11,12 @@ from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from disco_tiny import tiny_model
 from motionsuite.models.disco import lean_blocks
 
-lean_types = (lean_blocks.LeanTransformerBlock, lean_blocks.LeanResnetBlock, lean_blocks.LeanTransformer2D)
+lean_types = (
+    lean_blocks.LeanTransformerBlock,
+    lean_blocks.LeanResnetBlock,
+    lean_blocks.LeanTransformer2D,
+    lean_blocks.LeanConv1x1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +48,8 @@ def test_every_sd_block_is_lean_and_keys_are_unchanged(model):
         blocks = [m for m in net.modules()
                   if isinstance(m, (BasicTransformerBlock, ResnetBlock2D, Transformer2DModel))]
         assert blocks and all(isinstance(m, lean_types) for m in blocks)
+        pointwise = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1)]
+        assert pointwise and all(isinstance(m, lean_blocks.LeanConv1x1) for m in pointwise)
     assert any(isinstance(m, lean_blocks.LeanTransformer2D) for m in model.unet.modules())
     keys = set(model.unet.state_dict())
     restore = _stock(model.unet)
@@ -79,7 +86,14 @@ def test_autograd_takes_the_stock_forward(model, monkeypatch):
 
     monkeypatch.setattr(lean_blocks, "feed_forward_residual", fail)
     monkeypatch.setattr(lean_blocks, "transformer_block_forward", fail)
-    stock_calls = {"resnet": 0, "block": 0, "transformer": 0}
+    stock_calls = {"resnet": 0, "block": 0, "transformer": 0, "conv1x1": 0}
+    conv_forward = torch.nn.Conv2d.forward
+
+    def counting_conv(self, x):
+        stock_calls["conv1x1"] += isinstance(self, lean_blocks.LeanConv1x1)
+        return conv_forward(self, x)
+
+    monkeypatch.setattr(torch.nn.Conv2d, "forward", counting_conv)
 
     def counting(name, real):
         def wrapper(*a, **k):
@@ -101,6 +115,8 @@ def test_autograd_takes_the_stock_forward(model, monkeypatch):
     assert stock_calls["resnet"] == sum(isinstance(m, lean_blocks.LeanResnetBlock) for m in modules)
     assert stock_calls["block"] == sum(isinstance(m, lean_blocks.LeanTransformerBlock) for m in modules)
     assert stock_calls["transformer"] == sum(isinstance(m, lean_blocks.LeanTransformer2D) for m in modules)
+    # every 1x1 conv runs once per forward (the transformers' projections included, under autograd)
+    assert stock_calls["conv1x1"] == sum(isinstance(m, lean_blocks.LeanConv1x1) for m in modules)
     assert min(stock_calls.values()) > 0
 
 

@@ -5,12 +5,14 @@ a DisCo step at 256² with a 16-frame CFG batch allocated about 8 GB of such pag
 about 15 % of the step: the same run with glibc told to keep freed memory was that much faster).
 Most of it is activations that are used once: ``silu(norm(x))``, ``attn(x) + x``, the 8×-wide GEGLU
 feed-forward intermediate of every transformer block. These forwards compute the same values with
-the element-wise steps done in place on tensors that were just produced, and the feed-forward
-(LayerNorm, GEGLU, output projection, residual) run :data:`FF_ROWS` tokens at a time, so its
-intermediates are small, stay in cache and are recycled by the allocator instead of paged in.
+the element-wise steps done in place on tensors that were just produced (the GEGLU gate product
+too), and the feed-forward (LayerNorm, GEGLU, output projection, residual) run a few hundred to
+a couple of thousand tokens at a time, so its intermediates (about 8 MB) stay in cache and are
+recycled by the allocator instead of paged in.
 
 The transformers' 1x1-conv projections become batched matmuls that read and write the token-major
-layout directly (:class:`LeanTransformer2D`), which removes two permuted copies per transformer.
+layout directly (:class:`LeanTransformer2D`), which removes two permuted copies per transformer;
+the other 1x1 convolutions are batched matmuls too (:class:`LeanConv1x1`).
 
 Only the configuration DisCo's SD-1 networks have is taken over (plain LayerNorm transformer
 blocks, ResNets without up/down-sampling that add the time embedding or have none); anything else,
@@ -24,28 +26,51 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from diffusers.models.activations import GEGLU
 from diffusers.models.attention import BasicTransformerBlock
 from diffusers.models.resnet import ResnetBlock2D
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 
-FF_ROWS = 2048  # tokens per feed-forward chunk: (2048 x 8*C) GEGLU intermediates, a few MB
+FF_ROWS = 2048  # most tokens per feed-forward chunk
+FF_CHUNK_ELEMENTS = 2**21  # GEGLU intermediate per chunk (rows x 8*C): 8 MB in fp32
 
 
 def _inference(module: nn.Module) -> bool:
     return not module.training and not torch.is_grad_enabled()
 
 
+def _feed_forward(ff: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """``ff(h)``; for diffusers' GEGLU feed-forward the gate product is taken in place in the
+    projection's output (``value * gelu(gate)``, the same product), one intermediate fewer."""
+    layers = list(ff.net)
+    if not (len(layers) >= 3 and type(layers[0]) is GEGLU and isinstance(layers[2], nn.Linear)):
+        return ff(h)
+    value, gate = layers[0].proj(h).chunk(2, dim=-1)
+    h = value.mul_(F.gelu(gate))  # a strided view: the next GEMM reads it with its row stride
+    for layer in layers[1:]:
+        h = layer(h)
+    return h
+
+
 def feed_forward_residual(norm: nn.Module, ff: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``ff(norm(x)) + x`` for per-token ``norm`` and ``ff``, :data:`FF_ROWS` tokens at a time on the
-    CPU (GPU allocators recycle memory without page faults, and chunks would only add launches)."""
+    """``ff(norm(x)) + x`` for per-token ``norm`` and ``ff``, in chunks of tokens on the CPU.
+
+    A chunk's intermediate is kept near :data:`FF_CHUNK_ELEMENTS` (at most :data:`FF_ROWS` tokens),
+    so it stays in the caches and below glibc's 32 MB limit for recycling freed memory (bigger
+    blocks are mapped fresh, page by page, on every call); GPU allocators recycle memory without
+    page faults, and chunks would only add launches there.
+    """
     if x.device.type != "cpu":
-        return ff(norm(x)).add_(x)
+        return _feed_forward(ff, norm(x)).add_(x)
     rows = x.reshape(-1, x.shape[-1])
+    first = ff.net[0]
+    inner = first.proj.out_features if isinstance(first, GEGLU) else 8 * x.shape[-1]
+    step = max(1, min(FF_ROWS, FF_CHUNK_ELEMENTS // inner))
     out = torch.empty_like(rows)
-    for i in range(0, rows.shape[0], FF_ROWS):
-        chunk = rows[i : i + FF_ROWS]
-        torch.add(ff(norm(chunk)), chunk, out=out[i : i + FF_ROWS])
+    for i in range(0, rows.shape[0], step):
+        chunk = rows[i : i + step]
+        torch.add(_feed_forward(ff, norm(chunk)), chunk, out=out[i : i + step])
     return out.view(x.shape)
 
 
@@ -161,6 +186,35 @@ class LeanTransformer2D(Transformer2DModel):
         return out.view(batch_size, out_channels, height, width).add_(residual)
 
 
+class LeanConv1x1(nn.Conv2d):
+    """A 1x1 convolution (the ControlNets' zero convolutions, the ResNet shortcuts) computed at
+    inference as one batched matmul ``W (O x C) @ x (C x HW)`` per image on the contiguous NCHW map:
+    on the CPU 1.8-3x oneDNN's 1x1 convolution for 160-480 channels on 32x32 maps."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (_inference(self) and x.ndim == 4 and x.is_contiguous()):
+            return super().forward(x)
+        batch, channels, height, width = x.shape
+        weight = self.weight.view(self.out_channels, channels).expand(batch, -1, -1)
+        x = x.view(batch, channels, height * width)
+        if self.bias is None:
+            out = torch.bmm(weight, x)
+        else:
+            out = torch.baddbmm(self.bias.view(1, -1, 1), weight, x)
+        return out.view(batch, self.out_channels, height, width)
+
+
+def _lean_conv1x1(conv: nn.Module) -> bool:
+    return (
+        type(conv) is nn.Conv2d
+        and conv.kernel_size == (1, 1)
+        and conv.stride == (1, 1)
+        and conv.padding in ((0, 0), "valid")
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+    )
+
+
 def _lean_transformer_2d(model: nn.Module) -> bool:
     return (
         type(model) is Transformer2DModel
@@ -208,6 +262,8 @@ def use_lean_blocks(net: nn.Module) -> int:
             module.__class__ = LeanResnetBlock
         elif _lean_transformer_2d(module):
             module.__class__ = LeanTransformer2D
+        elif _lean_conv1x1(module):
+            module.__class__ = LeanConv1x1
         else:
             continue
         swapped += 1
