@@ -131,3 +131,39 @@ def test_vae_decode_equals_stock(model):
             for m, cls in restore.items():
                 m.__class__ = cls
     assert (lean - stock).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_lean_conv1x1_equals_conv_and_falls_back_on_other_layouts(bias, monkeypatch):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(6, 5, 1, bias=bias).eval()
+    lean = torch.nn.Conv2d(6, 5, 1, bias=bias).eval()
+    lean.load_state_dict(conv.state_dict())
+    assert lean_blocks.use_lean_blocks(lean) == 1 and isinstance(lean, lean_blocks.LeanConv1x1)
+    name = "baddbmm" if bias else "bmm"
+    calls = []
+    real = getattr(torch, name)
+    monkeypatch.setattr(torch, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = torch.randn(3, 6, 7, 9)
+    with torch.no_grad():
+        expected = conv(x)
+        assert torch.allclose(lean(x), expected, atol=1e-6)
+        assert len(calls) == 1, "a contiguous map takes one batched matmul"
+        assert torch.allclose(lean(x.contiguous(memory_format=torch.channels_last)), expected, atol=1e-6)
+        assert len(calls) == 1, "a channels-last map goes to the stock convolution"
+
+
+def test_feed_forward_chunks_follow_the_intermediate_width(model, monkeypatch):
+    """Chunks hold about FF_CHUNK_ELEMENTS of GEGLU intermediate: fewer tokens for wider blocks."""
+    block = next(m for m in model.unet.modules() if isinstance(m, lean_blocks.LeanTransformerBlock))
+    inner = block.ff.net[0].proj.out_features
+    monkeypatch.setattr(lean_blocks, "FF_CHUNK_ELEMENTS", 3 * inner)  # 3 tokens per chunk
+    sizes = []
+    real = lean_blocks._feed_forward
+    monkeypatch.setattr(lean_blocks, "_feed_forward", lambda ff, h: sizes.append(h.shape[0]) or real(ff, h))
+    x = torch.randn(2, 5, block.norm3.normalized_shape[0])
+    with torch.no_grad():
+        lean = lean_blocks.feed_forward_residual(block.norm3, block.ff, x)
+        stock = block.ff(block.norm3(x)) + x
+    assert sizes == [3, 3, 3, 1]
+    assert torch.allclose(lean, stock, atol=1e-6)

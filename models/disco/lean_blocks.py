@@ -15,7 +15,8 @@ layout directly (:class:`LeanTransformer2D`), which removes two permuted copies 
 the other 1x1 convolutions are batched matmuls too (:class:`LeanConv1x1`).
 
 Only the configuration DisCo's SD-1 networks have is taken over (plain LayerNorm transformer
-blocks, ResNets without up/down-sampling that add the time embedding or have none); anything else,
+blocks, ResNets without up/down-sampling that add the time embedding or have none, dense 1x1
+convolutions without padding); anything else,
 and every call with autograd enabled or in training mode, runs diffusers' own forward. State-dict
 keys do not change: the classes are swapped on the existing modules and add no parameters.
 """
