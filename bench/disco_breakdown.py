@@ -141,7 +141,7 @@ class StepProfile:
 
 def measure(args) -> dict:
     bench = _bench_disco()
-    torch_, loading, sampling = bench._imports()
+    _, loading, sampling = bench._imports()
     device = torch.device(args.device)
     model = loading.build_model(bench._configs(args.width))
     model.to(device)

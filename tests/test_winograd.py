@@ -122,12 +122,16 @@ def test_fast_conv_matches_conv2d_on_every_path(cin, cout, k, size, monkeypatch)
     wino = []
     real = winograd.conv3x3
     monkeypatch.setattr(winograd, "conv3x3", lambda *a: wino.append(1) or real(*a))
+    matmuls = []
+    real_pointwise = fast.pointwise
+    monkeypatch.setattr(fast, "pointwise", lambda *a: matmuls.append(1) or real_pointwise(*a))
     monkeypatch.setattr(fast, "MATMUL_PIXELS", 128 * 128)
     with torch.no_grad():
         out, ref = conv(x), plain(x)
     assert out.shape == ref.shape
     assert (out - ref).abs().max().item() < 1e-4
     assert bool(wino) == (k == 3 and min(cin, cout) >= 96)
+    assert bool(matmuls) == (k == 1 and size * (size + 3) >= 128 * 128)
     with fast.reference_kernels(), torch.no_grad():
         assert torch.equal(conv(x), ref)  # the upstream-style path is the plain conv
 

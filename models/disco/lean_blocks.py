@@ -33,6 +33,8 @@ from diffusers.models.resnet import ResnetBlock2D
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 
+from ..common.pointwise import pointwise
+
 FF_ROWS = 2048  # most tokens per feed-forward chunk
 FF_CHUNK_ELEMENTS = 2**21  # GEGLU intermediate per chunk (rows x 8*C): 8 MB in fp32
 
@@ -177,13 +179,8 @@ class LeanTransformer2D(Transformer2DModel):
                 hidden_states, residual, batch_size, height, width, inner_dim
             )
         out_channels = self.proj_out.out_channels
-        weight = self.proj_out.weight.view(out_channels, inner_dim)
-        weight = weight.expand(batch_size, out_channels, inner_dim)
         tokens = hidden_states.transpose(1, 2)  # (B, C', HW), a view
-        if self.proj_out.bias is None:
-            out = torch.bmm(weight, tokens)
-        else:
-            out = torch.baddbmm(self.proj_out.bias.view(1, out_channels, 1), weight, tokens)
+        out = pointwise(tokens, self.proj_out.weight.view(out_channels, inner_dim), self.proj_out.bias)
         return out.view(batch_size, out_channels, height, width).add_(residual)
 
 
@@ -196,12 +193,7 @@ class LeanConv1x1(nn.Conv2d):
         if not (_inference(self) and x.ndim == 4 and x.is_contiguous()):
             return super().forward(x)
         batch, channels, height, width = x.shape
-        weight = self.weight.view(self.out_channels, channels).expand(batch, -1, -1)
-        x = x.view(batch, channels, height * width)
-        if self.bias is None:
-            out = torch.bmm(weight, x)
-        else:
-            out = torch.baddbmm(self.bias.view(1, -1, 1), weight, x)
+        out = pointwise(x.view(batch, channels, height * width), self.weight.view(-1, channels), self.bias)
         return out.view(batch, self.out_channels, height, width)
 
 

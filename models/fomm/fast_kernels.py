@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..common import winograd
+from ..common.pointwise import pointwise
 
 _enabled = True
 
@@ -212,11 +213,7 @@ class FastConv2d(CachedFolding, nn.Conv2d):
         o, _, k, _ = self.weight.shape
         bias = self.bias if self.bias is not None else x.new_zeros(o)
         if k == 1 and h * w >= MATMUL_PIXELS:
-            out = x.new_empty(n, o, h, w)
-            weight = self.weight.view(o, -1)
-            for i in range(n):
-                torch.addmm(bias[:, None], weight, x[i].reshape(-1, h * w), out=out[i].view(o, h * w))
-            return out
+            return pointwise(x.reshape(n, -1, h * w), self.weight.view(o, -1), bias).view(n, o, h, w)
         if o <= FEW_OUTPUTS and k > 1:
             return _conv_by_taps(x, self.weight, bias)
         if (k == 3 and winograd.eligible_weight(self.weight)
